@@ -1,0 +1,237 @@
+//! Small building blocks shared by every SAM 2 module: linear and convolution layers, layer
+//! norms, Meta's `MLP`, memory-bounded scaled dot-product attention and window partitioning.
+
+use super::params::{ParamSource, join, tensor};
+use crate::error::Result;
+use burn::tensor::activation::{gelu, relu, sigmoid, softmax};
+use burn::tensor::module::{conv_transpose2d, conv2d, linear};
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+use burn::tensor::Tensor;
+
+/// `nn.Linear`: `y = x Wᵀ + b` over the last axis.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    /// `[d_in, d_out]` (the transpose of PyTorch's `[d_out, d_in]`).
+    weight: Tensor<2>,
+    /// `[d_out]`
+    bias: Tensor<1>,
+}
+
+impl Linear {
+    /// Loads `{path}.weight` `[d_out, d_in]` and `{path}.bias` `[d_out]`.
+    pub fn load(src: &mut dyn ParamSource, path: &str, d_in: usize, d_out: usize) -> Result<Self> {
+        let w = src.take(&join(path, "weight"), &[d_out, d_in])?;
+        let mut wt = vec![0.0f32; w.len()];
+        for o in 0..d_out {
+            for i in 0..d_in {
+                wt[i * d_out + o] = w[o * d_in + i];
+            }
+        }
+        let weight = super::params::host_tensor(wt, [d_in, d_out], src.device())?;
+        Ok(Self { weight, bias: tensor(src, &join(path, "bias"), [d_out])? })
+    }
+
+    /// `[..., d_in]` → `[..., d_out]`.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        linear(x, self.weight.clone(), Some(self.bias.clone()))
+    }
+}
+
+/// `nn.Conv2d` with square kernel, stride and symmetric padding.
+#[derive(Debug, Clone)]
+pub struct Conv2d {
+    /// `[c_out, c_in / groups, k, k]`
+    weight: Tensor<4>,
+    /// `[c_out]`
+    bias: Tensor<1>,
+    stride: usize,
+    padding: usize,
+    groups: usize,
+}
+
+impl Conv2d {
+    /// Loads `{path}.weight` `[c_out, c_in/groups, k, k]` and `{path}.bias`.
+    pub fn load(
+        src: &mut dyn ParamSource,
+        path: &str,
+        [c_in, c_out]: [usize; 2],
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        groups: usize,
+    ) -> Result<Self> {
+        Ok(Self {
+            weight: tensor(src, &join(path, "weight"), [c_out, c_in / groups, kernel, kernel])?,
+            bias: tensor(src, &join(path, "bias"), [c_out])?,
+            stride,
+            padding,
+            groups,
+        })
+    }
+
+    /// `[B, c_in, H, W]` → `[B, c_out, H', W']`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let options = ConvOptions::new([self.stride; 2], [self.padding; 2], [1, 1], self.groups);
+        conv2d(x, self.weight.clone(), Some(self.bias.clone()), options)
+    }
+}
+
+/// `nn.ConvTranspose2d(kernel_size=2, stride=2)`: doubles the spatial size.
+#[derive(Debug, Clone)]
+pub struct ConvTranspose2x2 {
+    /// `[c_in, c_out, 2, 2]`
+    weight: Tensor<4>,
+    /// `[c_out]`
+    bias: Tensor<1>,
+}
+
+impl ConvTranspose2x2 {
+    pub fn load(src: &mut dyn ParamSource, path: &str, c_in: usize, c_out: usize) -> Result<Self> {
+        Ok(Self {
+            weight: tensor(src, &join(path, "weight"), [c_in, c_out, 2, 2])?,
+            bias: tensor(src, &join(path, "bias"), [c_out])?,
+        })
+    }
+
+    /// `[B, c_in, H, W]` → `[B, c_out, 2H, 2W]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let options = ConvTransposeOptions::new([2, 2], [0, 0], [0, 0], [1, 1], 1);
+        conv_transpose2d(x, self.weight.clone(), Some(self.bias.clone()), options)
+    }
+}
+
+/// `nn.LayerNorm` over the last axis.
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    /// `[C]`
+    weight: Tensor<1>,
+    /// `[C]`
+    bias: Tensor<1>,
+    eps: f64,
+}
+
+impl LayerNorm {
+    pub fn load(src: &mut dyn ParamSource, path: &str, dim: usize, eps: f64) -> Result<Self> {
+        Ok(Self {
+            weight: tensor(src, &join(path, "weight"), [dim])?,
+            bias: tensor(src, &join(path, "bias"), [dim])?,
+            eps,
+        })
+    }
+
+    /// Normalises `[..., C]` over `C`.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let mean = x.clone().mean_dim(D - 1);
+        let centered = x - mean;
+        let var = centered.clone().square().mean_dim(D - 1);
+        let normed = centered / (var + self.eps).sqrt();
+        normed * self.weight.clone().unsqueeze::<D>() + self.bias.clone().unsqueeze::<D>()
+    }
+
+    /// Normalises `[B, C, H, W]` over `C` (Meta's `LayerNorm2d`).
+    pub fn forward_channels(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward(x.permute([0, 2, 3, 1])).permute([0, 3, 1, 2])
+    }
+}
+
+/// Activation of an [`Mlp`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    Relu,
+    Gelu,
+}
+
+impl Activation {
+    pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
+        match self {
+            Activation::Relu => relu(x),
+            Activation::Gelu => gelu(x),
+        }
+    }
+}
+
+/// Meta's `MLP`: `num_layers` linear layers with an activation between them, optional sigmoid.
+#[derive(Debug, Clone)]
+pub struct Mlp {
+    layers: Vec<Linear>,
+    activation: Activation,
+    sigmoid_output: bool,
+}
+
+impl Mlp {
+    /// Loads `{path}.layers.{i}` for `dims = [d_in, hidden.., d_out]`.
+    pub fn load(
+        src: &mut dyn ParamSource,
+        path: &str,
+        dims: &[usize],
+        activation: Activation,
+        sigmoid_output: bool,
+    ) -> Result<Self> {
+        let layers = dims
+            .windows(2)
+            .enumerate()
+            .map(|(i, d)| Linear::load(src, &join(path, &format!("layers.{i}")), d[0], d[1]))
+            .collect::<Result<_>>()?;
+        Ok(Self { layers, activation, sigmoid_output })
+    }
+
+    /// `[..., d_in]` → `[..., d_out]`.
+    pub fn forward<const D: usize>(&self, mut x: Tensor<D>) -> Tensor<D> {
+        let last = self.layers.len() - 1;
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(x);
+            if i < last {
+                x = self.activation.apply(x);
+            }
+        }
+        if self.sigmoid_output { sigmoid(x) } else { x }
+    }
+}
+
+/// Largest attention score block materialised at once, in f32 elements (64 MiB): keeps every
+/// buffer well under WebGPU's default 128 MiB storage-binding limit.
+const MAX_SCORE_ELEMS: usize = 16 << 20;
+
+/// Scaled dot-product attention `softmax(q kᵀ / √d) v` that never materialises more than
+/// [`MAX_SCORE_ELEMS`] scores: queries are processed in chunks when the full matrix would be larger.
+///
+/// `q`: `[B, H, Lq, d]`, `k`: `[B, H, Lk, d]`, `v`: `[B, H, Lk, dv]` → `[B, H, Lq, dv]`.
+pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+    let [b, h, lq, d] = q.dims();
+    let lk = k.dims()[2];
+    let scale = 1.0 / (d as f64).sqrt();
+    let kt = k.swap_dims(2, 3);
+    let per_query = (b * h * lk).max(1);
+    let chunk = (MAX_SCORE_ELEMS / per_query).clamp(1, lq.max(1));
+    let attend = |q: Tensor<4>| softmax(q.matmul(kt.clone()) * scale, 3).matmul(v.clone());
+    if chunk >= lq {
+        return attend(q);
+    }
+    let parts = (0..lq).step_by(chunk).map(|s| attend(q.clone().narrow(2, s, chunk.min(lq - s)))).collect();
+    Tensor::cat(parts, 2)
+}
+
+/// Splits `[B, H, W, C]` into non-overlapping `w×w` windows, zero-padding H and W up to multiples of
+/// `w`. Returns `[B·nH·nW, w, w, C]` and the padded size `(Hp, Wp)`.
+pub fn window_partition(x: Tensor<4>, w: usize) -> (Tensor<4>, (usize, usize)) {
+    let [b, h, wd, c] = x.dims();
+    let (pad_h, pad_w) = ((w - h % w) % w, (w - wd % w) % w);
+    let x = if pad_h > 0 || pad_w > 0 { x.pad([(0, 0), (0, pad_h), (0, pad_w), (0, 0)], 0.0) } else { x };
+    let (hp, wp) = (h + pad_h, wd + pad_w);
+    let windows = x
+        .reshape([b * hp / w, w, wp / w, w, c])
+        .permute([0, 2, 1, 3, 4])
+        .reshape([b * (hp / w) * (wp / w), w, w, c]);
+    (windows, (hp, wp))
+}
+
+/// Inverse of [`window_partition`]: `[B·nH·nW, w, w, C]` → `[B, H, W, C]`, dropping the padding.
+pub fn window_unpartition(windows: Tensor<4>, w: usize, (hp, wp): (usize, usize), (h, wd): (usize, usize)) -> Tensor<4> {
+    let [n, _, _, c] = windows.dims();
+    let b = n / (hp / w * (wp / w));
+    let x = windows
+        .reshape([b * (hp / w), wp / w, w, w, c])
+        .permute([0, 2, 1, 3, 4])
+        .reshape([b, hp, wp, c]);
+    if hp > h || wp > wd { x.slice([0..b, 0..h, 0..wd, 0..c]) } else { x }
+}
