@@ -106,6 +106,14 @@ fn run_parity(kind: &str) {
                 let lbl: Vec<i32> = labels.iter().map(|l| *l as i32).collect();
                 let sparse = model.sam_prompt_encoder.embed_points(&pts, &lbl, cshape[0], &device).unwrap();
                 check(format!("{cname}/sparse_embeddings"), host(sparse), None);
+                if fx.get(&format!("{cname}/dense_embeddings")).is_some() {
+                    let mask = fx.get(&format!("{cname}/mask_input")).map(|(shape, values)| {
+                        let shape: [usize; 4] = shape.try_into().unwrap();
+                        Tensor::<4>::from_data(TensorData::new(values, shape), &device)
+                    });
+                    let dense = model.sam_prompt_encoder.embed_dense(mask, cshape[0]);
+                    check(format!("{cname}/dense_embeddings"), host(dense), None);
+                }
 
                 let prompts = prompt_from_case(case, &fx);
                 let multimask = case["multimask_output"].as_bool().unwrap();

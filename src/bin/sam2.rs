@@ -94,6 +94,8 @@ fn info(args: &[String]) -> Result<()> {
     let ckpt = Checkpoint::from_path(path)?;
     let found = detect(&ckpt)?;
     let layers = ckpt.names().filter(|n| n.ends_with(".weight")).count();
+    // The prompt encoder's random-Fourier matrix is a buffer, not a parameter.
+    let buffers: usize = ckpt.names().filter(|n| n.ends_with("positional_encoding_gaussian_matrix")).filter_map(|n| ckpt.info(n)).map(|i| i.shape.iter().product::<usize>()).sum();
     println!("file:        {path}");
     println!("format:      {:?}", ckpt.format());
     println!("model:       {}", found.model_name());
@@ -103,7 +105,7 @@ fn info(args: &[String]) -> Result<()> {
     println!("blocks:      {}", found.num_blocks);
     println!("tensors:     {}", ckpt.len());
     println!("layers:      {layers}");
-    println!("parameters:  {}", ckpt.num_params());
+    println!("parameters:  {} (+{buffers} buffer values)", ckpt.num_params() - buffers);
     println!("bytes:       {}", ckpt.byte_len());
     Ok(())
 }

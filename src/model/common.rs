@@ -175,8 +175,27 @@ impl Mlp {
         Ok(Self { layers, activation, sigmoid_output })
     }
 
-    /// `[..., d_in]` → `[..., d_out]`.
-    pub fn forward<const D: usize>(&self, mut x: Tensor<D>) -> Tensor<D> {
+    /// `[..., d_in]` → `[..., d_out]`. Inputs whose widest hidden activation would exceed
+    /// [`MAX_BUFFER_ELEMS`] values are processed in slices along axis 1 (e.g. Hiera-L's first stage
+    /// at 1024 px would otherwise need a 151 MB buffer, over WebGPU's default binding limit).
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        self.forward_within(x, MAX_BUFFER_ELEMS)
+    }
+
+    fn forward_within<const D: usize>(&self, x: Tensor<D>, budget: usize) -> Tensor<D> {
+        let dims = x.dims();
+        let widest = self.layers.iter().map(|l| l.weight.dims()[1]).max().unwrap_or(1);
+        let rows = dims[..D - 1].iter().product::<usize>();
+        if D < 3 || rows * widest <= budget || dims[1] < 2 {
+            return self.forward_unchunked(x);
+        }
+        let per_slice = rows / dims[1];
+        let step = (budget / (per_slice * widest)).max(1);
+        let parts = (0..dims[1]).step_by(step).map(|s| self.forward_unchunked(x.clone().narrow(1, s, step.min(dims[1] - s)))).collect();
+        Tensor::cat(parts, 1)
+    }
+
+    fn forward_unchunked<const D: usize>(&self, mut x: Tensor<D>) -> Tensor<D> {
         let last = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {
             x = layer.forward(x);
@@ -188,21 +207,25 @@ impl Mlp {
     }
 }
 
-/// Largest attention score block materialised at once, in f32 elements (64 MiB): keeps every
-/// buffer well under WebGPU's default 128 MiB storage-binding limit.
-const MAX_SCORE_ELEMS: usize = 16 << 20;
+/// Largest intermediate (attention scores, MLP hidden activations) materialised at once, in f32
+/// elements (64 MiB): keeps every buffer well under WebGPU's default 128 MiB storage-binding limit.
+const MAX_BUFFER_ELEMS: usize = 16 << 20;
 
 /// Scaled dot-product attention `softmax(q kᵀ / √d) v` that never materialises more than
-/// [`MAX_SCORE_ELEMS`] scores: queries are processed in chunks when the full matrix would be larger.
+/// [`MAX_BUFFER_ELEMS`] scores: queries are processed in chunks when the full matrix would be larger.
 ///
 /// `q`: `[B, H, Lq, d]`, `k`: `[B, H, Lk, d]`, `v`: `[B, H, Lk, dv]` → `[B, H, Lq, dv]`.
 pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+    attention_within(q, k, v, MAX_BUFFER_ELEMS)
+}
+
+fn attention_within(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, budget: usize) -> Tensor<4> {
     let [b, h, lq, d] = q.dims();
     let lk = k.dims()[2];
     let scale = 1.0 / (d as f64).sqrt();
     let kt = k.swap_dims(2, 3);
     let per_query = (b * h * lk).max(1);
-    let chunk = (MAX_SCORE_ELEMS / per_query).clamp(1, lq.max(1));
+    let chunk = (budget / per_query).clamp(1, lq.max(1));
     let attend = |q: Tensor<4>| softmax(q.matmul(kt.clone()) * scale, 3).matmul(v.clone());
     if chunk >= lq {
         return attend(q);
@@ -234,4 +257,43 @@ pub fn window_unpartition(windows: Tensor<4>, w: usize, (hp, wp): (usize, usize)
         .permute([0, 2, 1, 3, 4])
         .reshape([b, hp, wp, c]);
     if hp > h || wp > wd { x.slice([0..b, 0..h, 0..wd, 0..c]) } else { x }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::params::ParamSource;
+    use burn::tensor::{Device, TensorData};
+
+    /// Deterministic pseudo-random parameters.
+    struct Counter(Device, u32);
+
+    impl ParamSource for Counter {
+        fn take(&mut self, _: &str, shape: &[usize]) -> Result<Vec<f32>> {
+            let n = shape.iter().product::<usize>();
+            Ok((0..n).map(|_| { self.1 = self.1.wrapping_mul(1664525).wrapping_add(1013904223); (self.1 >> 8) as f32 / (1u32 << 24) as f32 - 0.5 }).collect())
+        }
+        fn device(&self) -> &Device {
+            &self.0
+        }
+    }
+
+    #[test]
+    fn chunked_paths_equal_the_direct_computation() {
+        let device = Device::flex();
+        let mut src = Counter(device.clone(), 7);
+        let data = |src: &mut Counter, shape: [usize; 4]| Tensor::<4>::from_data(TensorData::new(src.take("x", &shape).unwrap(), shape), &device);
+        let close = |a: Tensor<4>, b: Tensor<4>| {
+            assert_eq!(a.dims(), b.dims());
+            let (a, b) = (a.into_data().try_into_vec_as::<f32>().unwrap(), b.into_data().try_into_vec_as::<f32>().unwrap());
+            assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-6));
+        };
+        let mlp = Mlp::load(&mut src, "mlp", &[4, 8, 3], Activation::Gelu, false).unwrap();
+        let x = data(&mut src, [1, 5, 7, 4]);
+        // 2 rows of 7 tokens × 8 hidden per slice: 3 slices of axis 1.
+        close(mlp.forward_within(x.clone(), 2 * 7 * 8), mlp.forward_within(x, usize::MAX));
+        let (q, k, v) = (data(&mut src, [2, 2, 9, 4]), data(&mut src, [2, 2, 11, 4]), data(&mut src, [2, 2, 11, 3]));
+        // 4 queries per chunk: 3 chunks, the last one short.
+        close(attention_within(q.clone(), k.clone(), v.clone(), 4 * 2 * 2 * 11), attention_within(q, k, v, usize::MAX));
+    }
 }

@@ -13,6 +13,25 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
+thread_local! {
+    /// The WebGPU device: burn's wgpu runtime can be initialised once per wasm instance, so every
+    /// model loaded in this instance shares it.
+    static DEVICE: RefCell<Option<Device>> = const { RefCell::new(None) };
+}
+
+/// The shared WebGPU device, initialised on first use.
+async fn webgpu_device() -> Result<Device, JsError> {
+    if let Some(device) = DEVICE.with(|d| d.borrow().clone()) {
+        return Ok(device);
+    }
+    let device = Device::wgpu_options()
+        .init_async()
+        .await
+        .map_err(|e| JsError::new(&format!("WebGPU is not available: {e}")))?;
+    DEVICE.with(|d| *d.borrow_mut() = Some(device.clone()));
+    Ok(device)
+}
+
 fn js_err(e: Error) -> JsError {
     JsError::new(&e.to_string())
 }
@@ -40,10 +59,7 @@ impl Sam2Model {
             Some(yaml) => Sam2Config::from_yaml(&yaml).map_err(js_err)?,
             None => config_for(&ckpt).map_err(js_err)?,
         };
-        let device: Device = Device::wgpu_options()
-            .init_async()
-            .await
-            .map_err(|e| JsError::new(&format!("WebGPU is not available: {e}")))?;
+        let device = webgpu_device().await?;
         let model = load_sam2(&ckpt, &config, &device).map_err(js_err)?;
         let info = format!(
             "{{\"version\":\"{:?}\",\"size\":\"{:?}\",\"imageSize\":{},\"parameters\":{},\"backend\":\"webgpu\"}}",
