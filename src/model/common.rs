@@ -20,15 +20,30 @@ pub struct Linear {
 impl Linear {
     /// Loads `{path}.weight` `[d_out, d_in]` and `{path}.bias` `[d_out]`.
     pub fn load(src: &mut dyn ParamSource, path: &str, d_in: usize, d_out: usize) -> Result<Self> {
-        let w = src.take(&join(path, "weight"), &[d_out, d_in])?;
-        let mut wt = vec![0.0f32; w.len()];
-        for o in 0..d_out {
-            for i in 0..d_in {
-                wt[i * d_out + o] = w[o * d_in + i];
-            }
-        }
-        let weight = super::params::host_tensor(wt, [d_in, d_out], src.device())?;
-        Ok(Self { weight, bias: tensor(src, &join(path, "bias"), [d_out])? })
+        Ok(Self::load_split(src, path, d_in, d_out, 1)?.remove(0))
+    }
+
+    /// Loads one `nn.Linear(d_in, parts·d_out)` as `parts` layers of `d_out` outputs each (e.g. a
+    /// fused qkv projection as q, k and v, so no buffer holds all three at once).
+    pub fn load_split(src: &mut dyn ParamSource, path: &str, d_in: usize, d_out: usize, parts: usize) -> Result<Vec<Self>> {
+        let w = src.take(&join(path, "weight"), &[parts * d_out, d_in])?;
+        let b = src.take(&join(path, "bias"), &[parts * d_out])?;
+        let device = src.device().clone();
+        (0..parts)
+            .map(|p| {
+                // PyTorch stores [d_out, d_in]; burn's `linear` wants [d_in, d_out].
+                let mut wt = vec![0.0f32; d_in * d_out];
+                for o in 0..d_out {
+                    for i in 0..d_in {
+                        wt[i * d_out + o] = w[(p * d_out + o) * d_in + i];
+                    }
+                }
+                Ok(Self {
+                    weight: super::params::host_tensor(wt, [d_in, d_out], &device)?,
+                    bias: super::params::host_tensor(b[p * d_out..(p + 1) * d_out].to_vec(), [d_out], &device)?,
+                })
+            })
+            .collect()
     }
 
     /// `[..., d_in]` → `[..., d_out]`.

@@ -19,7 +19,10 @@ fn pool(x: Tensor<4>, [sh, sw]: [usize; 2]) -> Tensor<4> {
 /// `MultiScaleAttention`: self-attention whose queries may be pooled.
 #[derive(Debug, Clone)]
 struct MultiScaleAttention {
-    qkv: Linear,
+    /// `qkv` split into its query, key and value projections.
+    q: Linear,
+    k: Linear,
+    v: Linear,
     proj: Linear,
     num_heads: usize,
     dim_out: usize,
@@ -31,9 +34,8 @@ impl MultiScaleAttention {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, h, w, _] = x.dims();
         let head_dim = self.dim_out / self.num_heads;
-        let qkv: Tensor<5> = self.qkv.forward(x).reshape([b, h * w, 3, self.num_heads, head_dim]);
-        let take = |i: usize| -> Tensor<4> { qkv.clone().narrow(2, i, 1).reshape([b, h * w, self.num_heads, head_dim]) };
-        let (mut q, k, v) = (take(0), take(1), take(2));
+        let heads = |x: Tensor<4>| -> Tensor<4> { x.reshape([b, h * w, self.num_heads, head_dim]) };
+        let (mut q, k, v) = (heads(self.q.forward(x.clone())), heads(self.k.forward(x.clone())), heads(self.v.forward(x)));
         let (mut oh, mut ow) = (h, w);
         if let Some(stride) = self.q_stride {
             let pooled = pool(q.reshape([b, h, w, self.dim_out]), stride);
@@ -132,10 +134,15 @@ impl Hiera {
                 }
             }
             let p = join(path, &format!("blocks.{i}"));
+            let [q, k, v]: [Linear; 3] = Linear::load_split(src, &join(&p, "attn.qkv"), dim, dim_out, 3)?
+                .try_into()
+                .map_err(|_| Error::Config("internal: qkv split".into()))?;
             blocks.push(MultiScaleBlock {
                 norm1: LayerNorm::load(src, &join(&p, "norm1"), dim, 1e-6)?,
                 attn: MultiScaleAttention {
-                    qkv: Linear::load(src, &join(&p, "attn.qkv"), dim, 3 * dim_out)?,
+                    q,
+                    k,
+                    v,
                     proj: Linear::load(src, &join(&p, "attn.proj"), dim_out, dim_out)?,
                     num_heads: heads,
                     dim_out,
