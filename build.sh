@@ -43,9 +43,10 @@ setup() {
     log "cargo: installing wasm-bindgen-cli $want"
     cargo install -q wasm-bindgen-cli --version "=$want"
   fi
-  if [ ! -d tests/browser/node_modules/playwright-core ]; then
-    log "npm: installing browser-test dependencies"
-    (cd tests/browser && npm ci --no-audit --no-fund --silent)
+  # playwright-core (drives Debian's chromium) and binaryen's wasm-opt (Debian's is too old).
+  if [ ! -d node_modules/playwright-core ] || [ ! -x node_modules/.bin/wasm-opt ]; then
+    log "npm: installing playwright-core and binaryen"
+    npm ci --no-audit --no-fund --silent
   fi
 }
 
@@ -56,6 +57,13 @@ wasm() {
   cargo build --lib --target wasm32-unknown-unknown --profile "$profile"
   wasm-bindgen --target web --out-dir www/pkg --out-name sam2_webgpu \
     "$CARGO_TARGET_DIR/wasm32-unknown-unknown/$dir/sam2_webgpu.wasm"
+  if [ "$profile" = release ]; then
+    log "wasm-opt -Oz"
+    node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
+      --enable-sign-ext --enable-mutable-globals --enable-reference-types \
+      www/pkg/sam2_webgpu_bg.wasm -o www/pkg/sam2_webgpu_bg.wasm
+  fi
+  ls -l www/pkg/sam2_webgpu_bg.wasm
 }
 
 run_tests() {
