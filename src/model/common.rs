@@ -3,9 +3,9 @@
 
 use super::params::{ParamSource, join, tensor};
 use crate::error::Result;
-use burn::tensor::activation::{gelu, relu, sigmoid, softmax};
-use burn::tensor::module::{conv_transpose2d, conv2d, linear};
-use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+use burn::tensor::activation::{gelu, relu, sigmoid};
+use burn::tensor::module::{attention as fused_attention, conv_transpose2d, conv2d, layer_norm, linear};
+use burn::tensor::ops::{AttentionModuleOptions, ConvOptions, ConvTransposeOptions};
 use burn::tensor::Tensor;
 
 /// `nn.Linear`: `y = x Wᵀ + b` over the last axis.
@@ -134,13 +134,9 @@ impl LayerNorm {
         })
     }
 
-    /// Normalises `[..., C]` over `C`.
+    /// Normalises `[..., C]` over `C` (biased variance, as PyTorch).
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let mean = x.clone().mean_dim(D - 1);
-        let centered = x - mean;
-        let var = centered.clone().square().mean_dim(D - 1);
-        let normed = centered / (var + self.eps).sqrt();
-        normed * self.weight.clone().unsqueeze::<D>() + self.bias.clone().unsqueeze::<D>()
+        layer_norm(x, self.weight.clone(), Some(self.bias.clone()), self.eps)
     }
 
     /// Normalises `[B, C, H, W]` over `C` (Meta's `LayerNorm2d`).
@@ -235,13 +231,13 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
 }
 
 fn attention_within(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, budget: usize) -> Tensor<4> {
-    let [b, h, lq, d] = q.dims();
+    let [b, h, lq, _] = q.dims();
     let lk = k.dims()[2];
-    let scale = 1.0 / (d as f64).sqrt();
-    let kt = k.swap_dims(2, 3);
     let per_query = (b * h * lk).max(1);
     let chunk = (budget / per_query).clamp(1, lq.max(1));
-    let attend = |q: Tensor<4>| softmax(q.matmul(kt.clone()) * scale, 3).matmul(v.clone());
+    // burn's attention op: a fused (flash) kernel on the CPU backend; on wgpu without autotune
+    // it materialises the scores, which the chunking above bounds.
+    let attend = |q: Tensor<4>| fused_attention(q, k.clone(), v.clone(), None, None, AttentionModuleOptions::default());
     if chunk >= lq {
         return attend(q);
     }
