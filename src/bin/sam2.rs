@@ -4,7 +4,8 @@
 //! sam2 info CKPT
 //! sam2 convert CKPT OUT.safetensors [--f16]
 //! sam2 predict --weights CKPT [--config YAML] --image IMG (--point X,Y,LABEL)... (--box X0,Y0,X1,Y1)...
-//!              [--mask-input NPY] [--multimask] [--device cpu|gpu] --out DIR
+//!              [--mask-input NPY] [--multimask] [--max-hole-area A] [--max-sprinkle-area A]
+//!              [--device cpu|gpu] --out DIR
 //! ```
 
 use sam2_webgpu::error::{Error, Result};
@@ -19,7 +20,8 @@ const USAGE: &str = "usage:
   sam2 info CKPT
   sam2 convert CKPT OUT.safetensors [--f16]
   sam2 predict --weights CKPT [--config YAML] --image IMG (--point X,Y,LABEL)... (--box X0,Y0,X1,Y1)...
-               [--mask-input NPY] [--multimask] [--device cpu|gpu] --out DIR";
+               [--mask-input NPY] [--multimask] [--max-hole-area A] [--max-sprinkle-area A]
+               [--device cpu|gpu] --out DIR";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -190,6 +192,13 @@ fn predict(args: &[String]) -> Result<()> {
     drop(ckpt);
     let (w, h, rgb) = load_image(image_path)?;
     let mut predictor = ImagePredictor::new(model);
+    // Meta's SAM2ImagePredictor options: fill background holes / drop foreground specks up to
+    // this many low-res pixels before upsampling (0, the default, is off).
+    for (flag, field) in [("max-hole-area", &mut predictor.max_hole_area), ("max-sprinkle-area", &mut predictor.max_sprinkle_area)] {
+        if let Some(v) = a.one(flag)? {
+            *field = v.parse::<f32>().ok().filter(|v| v.is_finite() && *v >= 0.0).ok_or_else(|| Error::Input(format!("--{flag} {v}: expected an area >= 0")))?;
+        }
+    }
     predictor.set_image(&ImageRef::new(w, h, 3, &rgb)?)?;
     let options = PredictOptions { multimask_output: a.switch("multimask"), return_logits: false };
     let results = predictor.predict(&prompts, options)?;

@@ -7,7 +7,7 @@ checkpoint with no --config (so the preset is detected from the file), and print
 difference of the low-res logits and scores and the share of mask pixels that differ.
 
     tools/reference/.venv/bin/python tools/reference/check_full.py [--full-dir DIR]
-        [--sam2 PATH_TO_sam2_BINARY] [--devices cpu,gpu]
+        [--sam2 PATH_TO_sam2_BINARY] [--devices cpu,gpu] [--models sam2.1_hiera_tiny,...]
 
 Needs only numpy and safetensors (both in the reference venv).
 """
@@ -41,11 +41,15 @@ def main():
     ap.add_argument("--full-dir", default=here / "out" / "full", type=Path)
     ap.add_argument("--sam2", default=None, help="the sam2 binary (default: cargo's release build)")
     ap.add_argument("--devices", default="cpu,gpu")
+    ap.add_argument("--models", default=None, help="comma-separated model folder names (default: all)")
     args = ap.parse_args()
     sam2 = args.sam2 or str(Path.home() / ".cache/sam2-webgpu/target/release/sam2")
 
     worst = 0.0
+    wanted = args.models.split(",") if args.models else None
     for model_dir in sorted(p for p in args.full_dir.iterdir() if (p / "cases.json").exists()):
+        if wanted and model_dir.name not in wanted:
+            continue
         spec = json.loads((model_dir / "cases.json").read_text())
         expected = load_file(str(model_dir / "expected.safetensors"))
         for device in args.devices.split(","):

@@ -717,6 +717,17 @@ def make_key_lists(out_dir):
             del model
 
 
+def copy_official_configs(out_dir):
+    """Meta's eight official model configs, as shipped in the package, so the Rust YAML reader
+    can be checked against its presets."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for version in ("sam2", "sam2.1"):
+        for size in ("t", "s", "b+", "l"):
+            name = f"{version}_hiera_{size}.yaml"
+            text = package_config_path(f"configs/{version}/{name}").read_text()
+            (out_dir / name).write_text(text)
+
+
 # ---------------------------------------------------------------------------------------------
 # Drivers
 # ---------------------------------------------------------------------------------------------
@@ -746,6 +757,7 @@ def generate_reduced(out_root):
         report[m["name"]] = summary
     make_weight_cases(out_root / "weights")
     make_key_lists(out_root / "weights" / "keys")
+    copy_official_configs(out_root / "configs")
     return report
 
 
