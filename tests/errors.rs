@@ -84,6 +84,9 @@ fn bad_images_and_prompts_are_input_errors_and_keep_the_predictor_usable() {
     // A box partly outside the image is accepted, as the reference accepts it.
     let partly_outside = Prompt { bbox: Some([-40.0, 10.0, 60.0, h as f32 + 30.0]), ..Prompt::default() };
     assert_eq!(predictor.predict(&[partly_outside], opts).unwrap().len(), 1);
+    // A rejected image keeps the current one.
+    let inconsistent = ImageRef { width: 2, height: 2, channels: 3, data: &[0; 5] };
+    assert!(matches!(predictor.set_image(&inconsistent), Err(Error::Input(_))));
     // Still usable after the errors.
     let ok = predictor.predict(&[point(10.0, 10.0)], opts).unwrap();
     assert_eq!(ok[0].masks.len(), 3 * w * h);

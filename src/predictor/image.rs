@@ -105,8 +105,8 @@ impl ImagePredictor {
     }
 
     /// Computes and caches the features of an RGB(A) image of any size (resized to S×S).
+    /// A rejected image leaves the current one in place.
     pub fn set_image(&mut self, image: &ImageRef) -> Result<()> {
-        self.image = None;
         let size = self.model.config.image_size;
         let pixels = preprocess_image(image, size)?;
         let input = Tensor::<4>::from_data(TensorData::new(pixels, [1, 3, size, size]), self.model.device());

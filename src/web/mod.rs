@@ -62,7 +62,7 @@ impl Sam2Model {
         let device = webgpu_device().await?;
         let model = load_sam2(&ckpt, &config, &device).map_err(js_err)?;
         let info = format!(
-            "{{\"version\":\"{:?}\",\"size\":\"{:?}\",\"imageSize\":{},\"parameters\":{},\"backend\":\"webgpu\"}}",
+            "{{\"version\":\"{}\",\"size\":\"{}\",\"imageSize\":{},\"parameters\":{},\"backend\":\"webgpu\"}}",
             config.version,
             config.size,
             config.image_size,

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 const PATCH_EMBED: &str = "image_encoder.trunk.patch_embed.proj.weight";
 const BLOCKS: &str = "image_encoder.trunk.blocks.";
 /// The only keys SAM 2.1 has and SAM 2.0 lacks.
-const V2_1_KEYS: [&str; 3] = ["no_obj_embed_spatial", "obj_ptr_tpos_proj.weight", "obj_ptr_tpos_proj.bias"];
+use super::keymap::SAM2_1_ONLY_KEYS as V2_1_KEYS;
 
 // The version and size enums are the crate's config types; their names are Meta's checkpoint
 // naming, so their `Display` lives here with the rest of the checkpoint knowledge.
@@ -110,7 +110,7 @@ pub fn detect_from_shapes<'a>(
             }
         }
         for (seen, key) in v2_1.iter_mut().zip(V2_1_KEYS) {
-            *seen |= name == key;
+            *seen |= name == *key;
         }
     }
     let embed_dim = embed_dim.ok_or_else(|| not_sam2(&format!("no {PATCH_EMBED}")))?;
