@@ -4,21 +4,18 @@
 
 mod common;
 
-use common::{fixture_dir, model_fixtures};
+use common::{fixture_dir, model_fixtures, official_models};
 use sam2_webgpu::{ModelSize, Sam2Config, Sam2Version};
 
 #[test]
 fn official_yaml_configs_equal_the_presets() {
-    let sizes = [("t", ModelSize::Tiny), ("s", ModelSize::Small), ("b+", ModelSize::BasePlus), ("l", ModelSize::Large)];
-    for (prefix, version) in [("sam2", Sam2Version::V2_0), ("sam2.1", Sam2Version::V2_1)] {
-        for (suffix, size) in sizes {
-            let path = fixture_dir("configs").join(format!("{prefix}_hiera_{suffix}.yaml"));
-            let mut parsed = Sam2Config::from_yaml(&std::fs::read_to_string(&path).unwrap()).unwrap();
-            // The YAML does not name the size; the preset does.
-            assert_eq!(parsed.size, ModelSize::Custom);
-            parsed.size = size;
-            assert_eq!(parsed, Sam2Config::preset(version, size).unwrap(), "{}", path.display());
-        }
+    for (stem, version, size) in official_models() {
+        let path = fixture_dir("configs").join(format!("{stem}.yaml"));
+        let mut parsed = Sam2Config::from_yaml(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        // The YAML does not name the size; the preset does.
+        assert_eq!(parsed.size, ModelSize::Custom);
+        parsed.size = size;
+        assert_eq!(parsed, Sam2Config::preset(version, size).unwrap(), "{}", path.display());
     }
 }
 

@@ -4,12 +4,12 @@
 mod common;
 
 use burn::tensor::Device;
-use common::fixture_dir;
+use common::{fixture_dir, official_models};
 use sam2_webgpu::model::Sam2;
 use sam2_webgpu::model::params::ParamSource;
 use sam2_webgpu::weights::keymap::is_video_only;
 use sam2_webgpu::weights::{Checkpoint, Format, to_safetensors};
-use sam2_webgpu::{Error, ModelSize, Result, Sam2Config, Sam2Version};
+use sam2_webgpu::{Error, Result, Sam2Config};
 use std::collections::{BTreeMap, BTreeSet};
 
 #[test]
@@ -89,24 +89,21 @@ impl ParamSource for KeyListSource {
 /// Every preset builds from exactly the keys and shapes of Meta's official checkpoint.
 #[test]
 fn presets_consume_exactly_the_official_image_keys() {
-    let sizes = [("t", ModelSize::Tiny), ("s", ModelSize::Small), ("b+", ModelSize::BasePlus), ("l", ModelSize::Large)];
-    for (prefix, version) in [("sam2", Sam2Version::V2_0), ("sam2.1", Sam2Version::V2_1)] {
-        for (suffix, size) in sizes {
-            let file = fixture_dir("weights").join(format!("keys/{prefix}_hiera_{suffix}.txt"));
-            let text = std::fs::read_to_string(&file).unwrap();
-            let shapes: BTreeMap<String, Vec<usize>> = text
-                .lines()
-                .map(|l| {
-                    let (k, s) = l.split_once(' ').unwrap();
-                    let dims = s.trim_matches(|c| c == '[' || c == ']');
-                    (k.to_string(), dims.split(',').filter(|d| !d.is_empty()).map(|d| d.trim().parse().unwrap()).collect())
-                })
-                .collect();
-            let config = Sam2Config::preset(version, size).unwrap();
-            let mut src = KeyListSource { shapes, taken: BTreeSet::new(), device: Device::flex() };
-            Sam2::load(&mut src, &config).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-            let left: Vec<&String> = src.shapes.keys().filter(|k| !src.taken.contains(*k) && !is_video_only(k)).collect();
-            assert!(left.is_empty(), "{}: unused keys {left:?}", file.display());
-        }
+    for (stem, version, size) in official_models() {
+        let file = fixture_dir("weights").join(format!("keys/{stem}.txt"));
+        let text = std::fs::read_to_string(&file).unwrap();
+        let shapes: BTreeMap<String, Vec<usize>> = text
+            .lines()
+            .map(|l| {
+                let (k, s) = l.split_once(' ').unwrap();
+                let dims = s.trim_matches(|c| c == '[' || c == ']');
+                (k.to_string(), dims.split(',').filter(|d| !d.is_empty()).map(|d| d.trim().parse().unwrap()).collect())
+            })
+            .collect();
+        let config = Sam2Config::preset(version, size).unwrap();
+        let mut src = KeyListSource { shapes, taken: BTreeSet::new(), device: Device::flex() };
+        Sam2::load(&mut src, &config).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let left: Vec<&String> = src.shapes.keys().filter(|k| !src.taken.contains(*k) && !is_video_only(k)).collect();
+        assert!(left.is_empty(), "{}: unused keys {left:?}", file.display());
     }
 }

@@ -1,7 +1,7 @@
 //! Shared test helpers: fixture loading and tensor comparison.
 #![allow(dead_code)]
 
-use sam2_webgpu::Sam2Config;
+use sam2_webgpu::{ModelSize, Sam2Config, Sam2Version};
 use sam2_webgpu::model::Sam2;
 use sam2_webgpu::weights::{Checkpoint, load_sam2};
 use burn::tensor::{Device, Tensor};
@@ -93,4 +93,13 @@ pub fn assert_close(what: &str, actual: (&[usize], &[f32]), expected: (&[usize],
 pub fn device(kind: &str) -> Device {
     sam2_webgpu::native::device_from_name(Some(if kind == "wgpu" { "gpu" } else { "cpu" }))
         .unwrap_or_else(|e| panic!("device {kind}: {e}"))
+}
+
+/// The eight official models: Meta's file stem (`sam2.1_hiera_b+`), version and size.
+pub fn official_models() -> Vec<(String, Sam2Version, ModelSize)> {
+    let sizes = [("t", ModelSize::Tiny), ("s", ModelSize::Small), ("b+", ModelSize::BasePlus), ("l", ModelSize::Large)];
+    [("sam2", Sam2Version::V2_0), ("sam2.1", Sam2Version::V2_1)]
+        .into_iter()
+        .flat_map(|(prefix, version)| sizes.map(|(suffix, size)| (format!("{prefix}_hiera_{suffix}"), version, size)))
+        .collect()
 }
