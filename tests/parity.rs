@@ -115,6 +115,14 @@ fn run_parity(kind: &str) {
                     check(format!("{cname}/dense_embeddings"), host(dense), None);
                 }
 
+                if fx.get(&format!("{cname}/transformer.queries")).is_some() {
+                    let sparse = model.sam_prompt_encoder.embed_points(&pts, &lbl, cshape[0], &device).unwrap();
+                    let dense = model.sam_prompt_encoder.embed_dense(None, cshape[0]);
+                    let image_pe = model.sam_prompt_encoder.dense_pe();
+                    let (queries, keys) = model.sam_mask_decoder.transformer_outputs(features.image_embed.clone(), image_pe, sparse, dense);
+                    check(format!("{cname}/transformer.queries"), host(queries), None);
+                    check(format!("{cname}/transformer.keys"), host(keys), None);
+                }
                 let prompts = prompt_from_case(case, &fx);
                 let multimask = case["multimask_output"].as_bool().unwrap();
                 let options = PredictOptions { multimask_output: multimask, return_logits: true };

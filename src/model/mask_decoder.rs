@@ -109,6 +109,16 @@ impl MaskDecoder {
         }
     }
 
+    /// The two-way transformer on the output tokens followed by the prompt tokens:
+    /// (`queries` `[B, T + N, C]`, `keys` `[B, h·w, C]`). Arguments as in [`Self::forward`].
+    pub fn transformer_outputs(&self, image_embed: Tensor<4>, image_pe: Tensor<4>, sparse: Tensor<3>, dense: Tensor<4>) -> (Tensor<3>, Tensor<3>) {
+        let [b, _, _] = sparse.dims();
+        let expand = |x: Tensor<4>| expand_batch(x, b);
+        let t = self.output_tokens.dims()[0];
+        let tokens = Tensor::cat(vec![self.output_tokens.clone().unsqueeze::<3>().expand([b, t, self.dim]), sparse], 1);
+        self.transformer.forward(expand(image_embed) + expand(dense), expand(image_pe), tokens)
+    }
+
     /// Decodes `B` prompts against one image.
     ///
     /// `image_embed`: `[1 or B, C, h, h]`; `image_pe`: `[1, C, h, h]`; `sparse`: `[B, N, C]`;
@@ -124,14 +134,8 @@ impl MaskDecoder {
     ) -> DecoderOutput {
         let [b, _, _] = sparse.dims();
         let [_, c, h, w] = image_embed.dims();
-        let expand = |x: Tensor<4>| -> Tensor<4> {
-            let [_, c, h, w] = x.dims();
-            x.expand([b, c, h, w])
-        };
-        let t = self.output_tokens.dims()[0];
-        let tokens = Tensor::cat(vec![self.output_tokens.clone().unsqueeze::<3>().expand([b, t, self.dim]), sparse], 1);
-        let src = expand(image_embed) + expand(dense);
-        let (hs, src) = self.transformer.forward(src, expand(image_pe), tokens);
+        let expand = |x: Tensor<4>| expand_batch(x, b);
+        let (hs, src) = self.transformer_outputs(image_embed, image_pe, sparse, dense);
         let s = usize::from(self.pred_obj_scores);
         let iou_token = hs.clone().narrow(1, s, 1).reshape([b, c]);
         let mask_tokens = hs.clone().narrow(1, s + 1, NUM_MASK_TOKENS);
@@ -177,6 +181,12 @@ impl MaskDecoder {
         };
         DecoderOutput { masks, iou_pred, sam_tokens, object_score_logits }
     }
+}
+
+/// Broadcasts `[1 or B, C, H, W]` to `[B, C, H, W]`.
+fn expand_batch(x: Tensor<4>, b: usize) -> Tensor<4> {
+    let [_, c, h, w] = x.dims();
+    x.expand([b, c, h, w])
 }
 
 /// Keeps the single-mask output where it is stable (IoU of the masks thresholded at ±delta is at
