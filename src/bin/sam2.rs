@@ -10,7 +10,7 @@
 
 use sam2_webgpu::error::{Error, Result};
 use sam2_webgpu::predictor::{ImagePredictor, ImageRef, PredictOptions, Prompt};
-use sam2_webgpu::weights::{Checkpoint, config_for, detect, load_sam2, to_safetensors};
+use sam2_webgpu::weights::{Checkpoint, config_for, detect, load_sam2, parameter_count, to_safetensors};
 use sam2_webgpu::{Sam2Config, native, npy};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -96,8 +96,7 @@ fn info(args: &[String]) -> Result<()> {
     let ckpt = Checkpoint::from_path(path)?;
     let found = detect(&ckpt)?;
     let layers = ckpt.names().filter(|n| n.ends_with(".weight")).count();
-    // The prompt encoder's random-Fourier matrix is a buffer, not a parameter.
-    let buffers: usize = ckpt.names().filter(|n| n.ends_with("positional_encoding_gaussian_matrix")).filter_map(|n| ckpt.info(n)).map(|i| i.shape.iter().product::<usize>()).sum();
+    let params = parameter_count(&ckpt);
     println!("file:        {path}");
     println!("format:      {:?}", ckpt.format());
     println!("model:       {}", found.model_name());
@@ -107,7 +106,7 @@ fn info(args: &[String]) -> Result<()> {
     println!("blocks:      {}", found.num_blocks);
     println!("tensors:     {}", ckpt.len());
     println!("layers:      {layers}");
-    println!("parameters:  {} (+{buffers} buffer values)", ckpt.num_params() - buffers);
+    println!("parameters:  {params} (+{} buffer values)", ckpt.num_params() - params);
     println!("bytes:       {}", ckpt.byte_len());
     Ok(())
 }

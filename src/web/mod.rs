@@ -6,7 +6,7 @@
 use crate::config::Sam2Config;
 use crate::error::Error;
 use crate::predictor::{ImagePredictor, ImageRef, PredictOptions, Prediction, Prompt};
-use crate::weights::{Checkpoint, config_for, load_sam2};
+use crate::weights::{Checkpoint, config_for, load_sam2, parameter_count};
 use burn::tensor::Device;
 use js_sys::{Float32Array, Object, Reflect, Uint8Array};
 use std::cell::RefCell;
@@ -66,7 +66,7 @@ impl Sam2Model {
             config.version,
             config.size,
             config.image_size,
-            ckpt.num_params()
+            parameter_count(&ckpt)
         );
         Ok(Sam2Model { predictor: Rc::new(RefCell::new(ImagePredictor::new(model))), info })
     }

@@ -37,6 +37,9 @@ pub const VIDEO_ONLY_PREFIXES: &[&str] = &[
 /// Keys SAM 2.1 adds over SAM 2.0; their presence tells the two versions apart.
 pub const SAM2_1_ONLY_KEYS: &[&str] = &["no_obj_embed_spatial", "obj_ptr_tpos_proj.weight", "obj_ptr_tpos_proj.bias"];
 
+/// Registered buffers stored in the state dict: loaded like parameters, but not counted as such.
+pub const BUFFER_KEYS: &[&str] = &["sam_prompt_encoder.pe_layer.positional_encoding_gaussian_matrix"];
+
 /// Whether `key` belongs to the video path only.
 pub fn is_video_only(key: &str) -> bool {
     VIDEO_ONLY_PREFIXES.iter().any(|p| key.starts_with(p))

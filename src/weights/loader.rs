@@ -1,7 +1,7 @@
 //! Building a [`Sam2`] from a [`Checkpoint`]: strict (every key used, every parameter filled,
 //! shapes checked) with errors that name the key.
 
-use super::keymap::{SAM2_1_ONLY_KEYS, checkpoint_key, is_video_only};
+use super::keymap::{BUFFER_KEYS, SAM2_1_ONLY_KEYS, checkpoint_key, is_video_only};
 use super::{Checkpoint, detect};
 use crate::config::{ModelSize, Sam2Config, Sam2Version};
 use crate::error::{Error, Result};
@@ -39,6 +39,13 @@ impl ParamSource for CheckpointSource<'_> {
     fn device(&self) -> &Device {
         &self.device
     }
+}
+
+/// Number of learned parameters in a SAM 2 checkpoint (all tensor values minus the
+/// [`BUFFER_KEYS`] buffers), as `sum(p.numel() for p in model.parameters())` counts them.
+pub fn parameter_count(ckpt: &Checkpoint) -> usize {
+    let buffers: usize = BUFFER_KEYS.iter().filter_map(|k| ckpt.info(k)).map(|i| i.shape.iter().product::<usize>()).sum();
+    ckpt.num_params() - buffers
 }
 
 /// The official configuration matching a checkpoint (version and size detected from its keys).
