@@ -49,3 +49,72 @@ pub fn overlay_png(width: usize, height: usize, rgb: &[u8], predictions: &[Predi
     img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png).map_err(|e| Error::Io(e.to_string()))?;
     Ok(bytes)
 }
+
+/// Video frames read lazily from the image files (PNG, JPEG) of a folder, in file-name order;
+/// other files are ignored. Every frame must have the first frame's size.
+pub struct DirFrames {
+    paths: Vec<std::path::PathBuf>,
+    width: usize,
+    height: usize,
+}
+
+impl DirFrames {
+    /// Lists the frames of `dir` and reads the first one's size.
+    pub fn open(dir: &std::path::Path) -> Result<Self> {
+        let entries = std::fs::read_dir(dir).map_err(|e| Error::Io(format!("{}: {e}", dir.display())))?;
+        let mut paths: Vec<std::path::PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && p.extension().and_then(|x| x.to_str()).is_some_and(|x| matches!(x.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg")))
+            .collect();
+        paths.sort();
+        let first = paths.first().ok_or_else(|| Error::Input(format!("{}: no PNG or JPEG frames", dir.display())))?;
+        let (width, height) = image::image_dimensions(first).map_err(|e| Error::Input(format!("{}: {e}", first.display())))?;
+        Ok(Self { paths, width: width as usize, height: height as usize })
+    }
+
+    /// The frame files, in order.
+    pub fn paths(&self) -> &[std::path::PathBuf] {
+        &self.paths
+    }
+
+    /// Frame `index` as RGB bytes at its own size.
+    pub fn rgb(&self, index: usize) -> Result<Vec<u8>> {
+        let path = self.paths.get(index).ok_or_else(|| Error::Input(format!("frame {index} out of range (0..{})", self.paths.len())))?;
+        let img = image::open(path).map_err(|e| Error::Input(format!("{}: {e}", path.display())))?.to_rgb8();
+        if (img.width() as usize, img.height() as usize) != (self.width, self.height) {
+            return Err(Error::Input(format!(
+                "{}: frame is {}x{}, the first frame is {}x{}: every frame must have the same size",
+                path.display(),
+                img.width(),
+                img.height(),
+                self.width,
+                self.height
+            )));
+        }
+        Ok(img.into_raw())
+    }
+}
+
+impl crate::predictor::video::FrameSource for DirFrames {
+    fn len(&self) -> usize {
+        self.paths.len()
+    }
+
+    fn size(&self) -> (usize, usize) {
+        (self.width, self.height)
+    }
+
+    fn load(&mut self, index: usize, size: usize) -> Result<Vec<u8>> {
+        let rgb = self.rgb(index)?;
+        crate::predictor::transforms::resize_bicubic_u8(&crate::predictor::ImageRef::new(self.width, self.height, 3, &rgb)?, size)
+    }
+}
+
+/// An 8-bit grayscale PNG of a binary mask (255 where `mask` is nonzero).
+pub fn mask_png(width: usize, height: usize, mask: &[u8]) -> Result<Vec<u8>> {
+    let img = image::GrayImage::from_raw(width as u32, height as u32, mask.iter().map(|&m| if m != 0 { 255 } else { 0 }).collect())
+        .ok_or_else(|| Error::Input(format!("{} values is not a {width}x{height} mask", mask.len())))?;
+    let mut bytes = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png).map_err(|e| Error::Io(e.to_string()))?;
+    Ok(bytes)
+}

@@ -6,11 +6,15 @@
 //! sam2 predict --weights CKPT [--config YAML] --image IMG (--point X,Y,LABEL)... (--box X0,Y0,X1,Y1)...
 //!              [--mask-input NPY] [--multimask] [--max-hole-area A] [--max-sprinkle-area A]
 //!              [--device cpu|gpu] --out DIR
+//! sam2 track --weights CKPT [--config YAML] [--device cpu|gpu] --frames DIR
+//!            (--prompt FRAME:OBJ:point:X,Y,L | FRAME:OBJ:box:X0,Y0,X1,Y1 | FRAME:OBJ:mask:PNG)...
+//!            [--reverse] [--start F] [--max N] [--no-fill-holes] [--save-logits] --out DIR
 //! ```
 
 use sam2_webgpu::error::{Error, Result};
 use sam2_webgpu::predictor::{ImagePredictor, ImageRef, PredictOptions, Prompt};
-use sam2_webgpu::weights::{Checkpoint, config_for, detect, load_sam2, parameter_count, to_safetensors};
+use sam2_webgpu::predictor::video::{PropagateOptions, VideoPrompt, VideoSession};
+use sam2_webgpu::weights::{Checkpoint, config_for, detect, load_sam2, load_sam2_video, parameter_count, to_safetensors};
 use sam2_webgpu::{Sam2Config, native, npy};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,7 +25,16 @@ const USAGE: &str = "usage:
   sam2 convert CKPT OUT.safetensors [--f16]
   sam2 predict --weights CKPT [--config YAML] --image IMG (--point X,Y,LABEL)... (--box X0,Y0,X1,Y1)...
                [--mask-input NPY] [--multimask] [--max-hole-area A] [--max-sprinkle-area A]
-               [--device cpu|gpu] --out DIR";
+               [--device cpu|gpu] --out DIR
+  sam2 track --weights CKPT [--config YAML] [--device cpu|gpu] --frames DIR
+             (--prompt FRAME:OBJ:point:X,Y,L | FRAME:OBJ:box:X0,Y0,X1,Y1 | FRAME:OBJ:mask:PNG)...
+             [--reverse] [--start F] [--max N] [--no-fill-holes] [--save-logits] --out DIR
+    frames: the PNG/JPEG files of DIR sorted by name; prompts apply in order (points for the same
+    frame and object add up); then tracking runs forward from the first prompted frame (or from
+    --start, backwards with --reverse, for at most --max frames after the start). Writes
+    OUT/{frame:05}_{obj}.png (255 = object) for every tracked frame and object, scores.json
+    (object-score logits per frame), and with --save-logits OUT/{frame:05}_{obj}.npy (low-res
+    logits [S/4, S/4]).";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -29,6 +42,7 @@ fn main() -> ExitCode {
         Some("info") => info(&args[1..]),
         Some("convert") => convert(&args[1..]),
         Some("predict") => predict(&args[1..]),
+        Some("track") => track(&args[1..]),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             Ok(())
@@ -135,6 +149,122 @@ fn numbers<const N: usize>(flag: &str, text: &str) -> Result<[f32; N]> {
         .map(|v| v.trim().parse::<f32>().map_err(|_| Error::Input(format!("--{flag} {text}: {v:?} is not a number"))))
         .collect::<Result<_>>()?;
     values.try_into().map_err(|_| Error::Input(format!("--{flag} {text}: expected {N} comma-separated numbers")))
+}
+
+fn load_config(a: &Args, ckpt: &Checkpoint) -> Result<Sam2Config> {
+    match a.one("config")? {
+        Some(path) => Sam2Config::from_yaml(&std::fs::read_to_string(path).map_err(|e| Error::Io(format!("{path}: {e}")))?),
+        None => config_for(ckpt),
+    }
+}
+
+/// One `--prompt FRAME:OBJ:KIND:VALUE`.
+enum TrackPrompt {
+    Points(VideoPrompt),
+    Mask(Vec<u8>, usize, usize),
+}
+
+fn parse_prompt(text: &str) -> Result<(usize, u32, TrackPrompt)> {
+    let bad = |why: &str| Error::Input(format!("--prompt {text}: {why} (FRAME:OBJ:point:X,Y,L | FRAME:OBJ:box:X0,Y0,X1,Y1 | FRAME:OBJ:mask:PNG)"));
+    let mut parts = text.splitn(4, ':');
+    let (Some(f), Some(o), Some(kind), Some(value)) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(bad("expected four ':'-separated fields"));
+    };
+    let frame = f.parse::<usize>().map_err(|_| bad("FRAME must be a frame index"))?;
+    let obj = o.parse::<u32>().map_err(|_| bad("OBJ must be a non-negative integer id"))?;
+    let prompt = match kind {
+        "point" => {
+            let [x, y, l] = numbers::<3>("prompt", value)?;
+            if l != 0.0 && l != 1.0 {
+                return Err(bad("the point label must be 1 (positive) or 0 (negative)"));
+            }
+            TrackPrompt::Points(VideoPrompt { points: vec![[x, y]], labels: vec![l as i32], ..VideoPrompt::default() })
+        }
+        "box" => TrackPrompt::Points(VideoPrompt { bbox: Some(numbers::<4>("prompt", value)?), ..VideoPrompt::default() }),
+        "mask" => {
+            let img = image::open(value).map_err(|e| bad(&format!("{value}: {e}")))?.to_luma8();
+            let (w, h) = (img.width() as usize, img.height() as usize);
+            TrackPrompt::Mask(img.into_raw(), w, h)
+        }
+        _ => return Err(bad("KIND must be point, box or mask")),
+    };
+    Ok((frame, obj, prompt))
+}
+
+fn track(args: &[String]) -> Result<()> {
+    let a = Args::parse(args, &["reverse", "no-fill-holes", "save-logits"])?;
+    let frames = native::DirFrames::open(Path::new(a.required("frames")?))?;
+    let out_dir = PathBuf::from(a.required("out")?);
+    let prompts: Vec<(usize, u32, TrackPrompt)> = a.all("prompt").iter().map(|p| parse_prompt(p)).collect::<Result<_>>()?;
+    if prompts.is_empty() {
+        return Err(Error::Input(format!("track needs at least one --prompt\n{USAGE}")));
+    }
+    let index = |flag: &str| -> Result<Option<usize>> {
+        a.one(flag)?.map(|v| v.parse::<usize>().map_err(|_| Error::Input(format!("--{flag} {v}: expected a non-negative integer")))).transpose()
+    };
+    let options = PropagateOptions { start: index("start")?, max_frames: index("max")?, reverse: a.switch("reverse") };
+    let device = native::device_from_name(a.one("device")?)?;
+    let ckpt = Checkpoint::from_path(a.required("weights")?)?;
+    let config = load_config(&a, &ckpt)?;
+    let model = load_sam2_video(&ckpt, &config, &device)?;
+    drop(ckpt);
+    let (w, h) = sam2_webgpu::predictor::video::FrameSource::size(&frames);
+    let mut session = VideoSession::new(model, Box::new(frames))?;
+    if a.switch("no-fill-holes") {
+        session.fill_hole_area = 0;
+    }
+    // Points for the same frame and object given in several --prompt flags add up.
+    let mut pointed: std::collections::BTreeSet<(usize, u32)> = std::collections::BTreeSet::new();
+    for (frame, obj, prompt) in prompts {
+        match prompt {
+            TrackPrompt::Points(mut p) => {
+                p.keep_old_points = p.bbox.is_none() && pointed.contains(&(frame, obj));
+                pointed.insert((frame, obj));
+                session.add_prompt(frame, obj, &p)?;
+            }
+            TrackPrompt::Mask(mask, mw, mh) => {
+                pointed.remove(&(frame, obj));
+                session.add_mask(frame, obj, &mask, mw, mh)?;
+            }
+        }
+    }
+    std::fs::create_dir_all(&out_dir).map_err(|e| Error::Io(format!("{}: {e}", out_dir.display())))?;
+    let ids = session.object_ids();
+    let save_logits = a.switch("save-logits");
+    let mut scores = Vec::new();
+    let mut failure: Option<Error> = None;
+    session.propagate(options, |result| {
+        let mut frame_scores = serde_json::Map::new();
+        for (i, obj) in result.objects.iter().enumerate() {
+            let stem = format!("{:05}_{}", result.frame, obj.id);
+            let written = native::mask_png(w, h, &result.mask(i, w, h)).and_then(|png| write_file(&out_dir.join(format!("{stem}.png")), &png)).and_then(|()| {
+                if !save_logits {
+                    return Ok(());
+                }
+                let s = result.low_res_size;
+                write_file(&out_dir.join(format!("{stem}.npy")), &npy::write_npy_f32(&[s, s], &obj.low_res_logits)?)
+            });
+            if let Err(e) = written {
+                failure = Some(e);
+                return false;
+            }
+            frame_scores.insert(obj.id.to_string(), obj.object_score.map_or(serde_json::Value::Null, |v| serde_json::json!(v)));
+        }
+        println!("frame {:5}: {}", result.frame, result.objects.iter().map(|o| format!("obj {} score {:+.3}", o.id, o.object_score.unwrap_or(f32::NAN))).collect::<Vec<_>>().join(", "));
+        scores.push(serde_json::json!({"frame": result.frame, "scores": frame_scores}));
+        true
+    })?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let json = serde_json::json!({"objects": ids, "frames": scores});
+    write_file(&out_dir.join("scores.json"), serde_json::to_string_pretty(&json).map_err(|e| Error::Io(e.to_string()))?.as_bytes())?;
+    println!("wrote {} frames x {} objects to {}", scores.len(), ids.len(), out_dir.display());
+    Ok(())
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).map_err(|e| Error::Io(format!("{}: {e}", path.display())))
 }
 
 fn load_image(path: &str) -> Result<(usize, usize, Vec<u8>)> {

@@ -186,6 +186,11 @@ impl Mlp {
         Ok(Self { layers, activation, sigmoid_output })
     }
 
+    /// An MLP from layers loaded under other names (e.g. `linear1`/`linear2`, `pwconv1`/`pwconv2`).
+    pub fn from_layers(layers: Vec<Linear>, activation: Activation) -> Self {
+        Self { layers, activation, sigmoid_output: false }
+    }
+
     /// `[..., d_in]` → `[..., d_out]`. Inputs whose widest hidden activation would exceed
     /// [`MAX_BUFFER_ELEMS`] values are processed in slices along axis 1 (e.g. Hiera-L's first stage
     /// at 1024 px would otherwise need a 151 MB buffer, over WebGPU's default binding limit).
@@ -220,7 +225,7 @@ impl Mlp {
 
 /// Largest intermediate (attention scores, MLP hidden activations) materialised at once, in f32
 /// elements (64 MiB): keeps every buffer well under WebGPU's default 128 MiB storage-binding limit.
-const MAX_BUFFER_ELEMS: usize = 16 << 20;
+pub(crate) const MAX_BUFFER_ELEMS: usize = 16 << 20;
 
 /// Scaled dot-product attention `softmax(q kᵀ / √d) v` that never materialises more than
 /// [`MAX_BUFFER_ELEMS`] scores: queries are processed in chunks when the full matrix would be larger.

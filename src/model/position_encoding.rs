@@ -102,6 +102,37 @@ pub fn bicubic_resize(src: &[f32], c: usize, (ih, iw): (usize, usize), (oh, ow):
     out
 }
 
+/// Rotary position encoding of an `end_x × end_y` grid (`compute_axial_cis`), as the cosines and
+/// sines of the rotation angles: each `[end_x·end_y, dim/2]` row-major, token `n` at
+/// `(x, y) = (n mod end_x, n div end_x)`; the first `dim/4` angles rotate by x, the rest by y.
+pub fn axial_rope(dim: usize, end_x: usize, end_y: usize, theta: f64) -> (Vec<f32>, Vec<f32>) {
+    let quarter = dim / 4;
+    let freqs: Vec<f32> = (0..quarter).map(|i| 1.0 / (theta as f32).powf((4 * i) as f32 / dim as f32)).collect();
+    let n = end_x * end_y;
+    let (mut cos, mut sin) = (Vec::with_capacity(n * 2 * quarter), Vec::with_capacity(n * 2 * quarter));
+    for t in 0..n {
+        let (tx, ty) = ((t % end_x) as f32, (t / end_x) as f32);
+        for angle in freqs.iter().map(|f| tx * f).chain(freqs.iter().map(|f| ty * f)) {
+            cos.push(angle.cos());
+            sin.push(angle.sin());
+        }
+    }
+    (cos, sin)
+}
+
+/// `get_1d_sine_pe(pos, dim)` (temperature 10000): `[sin(p / T^(2⌊i/2⌋/(dim/2)))…, cos(…)…]`,
+/// `dim` values per position.
+pub fn sine_1d(positions: &[f32], dim: usize) -> Vec<f32> {
+    let half = dim / 2;
+    let dim_t: Vec<f32> = (0..half).map(|i| 10000f32.powf((2 * (i / 2)) as f32 / half as f32)).collect();
+    let mut out = Vec::with_capacity(positions.len() * dim);
+    for &p in positions {
+        out.extend(dim_t.iter().map(|t| (p / t).sin()));
+        out.extend(dim_t.iter().map(|t| (p / t).cos()));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

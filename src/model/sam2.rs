@@ -5,6 +5,7 @@ use super::image_encoder::ImageEncoder;
 use super::mask_decoder::{DecoderOutput, MaskDecoder};
 use super::params::{ParamSource, tensor};
 use super::prompt_encoder::PromptEncoder;
+use super::sam2_video::VideoModules;
 use crate::config::Sam2Config;
 use crate::error::Result;
 use burn::tensor::{Device, Tensor};
@@ -26,13 +27,25 @@ pub struct Sam2 {
     pub sam_prompt_encoder: PromptEncoder,
     pub sam_mask_decoder: MaskDecoder,
     /// `no_mem_embed` as `[1, C, 1, 1]`.
-    no_mem_embed: Tensor<4>,
+    pub(crate) no_mem_embed: Tensor<4>,
+    /// Memory attention, memory encoder and object pointers; `None` for an image-only model.
+    pub(crate) video: Option<VideoModules>,
     device: Device,
 }
 
 impl Sam2 {
-    /// Builds the model from `src`, whose paths are the state-dict keys of Meta's `SAM2Base`.
+    /// Builds the image-path model from `src`, whose paths are the state-dict keys of Meta's
+    /// `SAM2Base` (the video-only keys are not read).
     pub fn load(src: &mut dyn ParamSource, config: &Sam2Config) -> Result<Self> {
+        Self::load_with(src, config, false)
+    }
+
+    /// Builds the whole model, video modules included.
+    pub fn load_video(src: &mut dyn ParamSource, config: &Sam2Config) -> Result<Self> {
+        Self::load_with(src, config, true)
+    }
+
+    fn load_with(src: &mut dyn ParamSource, config: &Sam2Config, with_video: bool) -> Result<Self> {
         config.validate()?;
         let d = config.hidden_dim();
         let no_mem_embed = tensor(src, "no_mem_embed", [1, 1, d])?.reshape([1, d, 1, 1]);
@@ -41,6 +54,7 @@ impl Sam2 {
             sam_prompt_encoder: PromptEncoder::load(src, "sam_prompt_encoder", d, config.image_size)?,
             sam_mask_decoder: MaskDecoder::load(src, "sam_mask_decoder", config)?,
             no_mem_embed,
+            video: if with_video { Some(VideoModules::load(src, config)?) } else { None },
             device: src.device().clone(),
             config: config.clone(),
         })

@@ -4,6 +4,8 @@ pub mod components;
 pub mod image;
 pub mod postprocess;
 pub mod transforms;
+pub mod video;
 
 pub use image::{ImagePredictor, PredictOptions, Prediction, Prompt};
 pub use transforms::ImageRef;
+pub use video::{FrameResult, ObjectFrame, PropagateOptions, VideoPrompt, VideoSession};

@@ -218,6 +218,13 @@ pub fn preprocess_image(img: &ImageRef, size: usize) -> Result<Vec<f32>> {
     Ok(normalize_chw(s * s, |i| hwc[i]))
 }
 
+/// `F.interpolate(x, (oh, ow), mode="bilinear", align_corners=False, antialias=True)` of one
+/// `[h, w]` float32 plane on PyTorch CPU (how the video predictor resizes mask prompts).
+pub fn resize_plane_aa(src: &[f32], (h, w): (usize, usize), (oh, ow): (usize, usize)) -> Vec<f32> {
+    let tmp = aa_pass(|i| src[i], [h, w, 1, 1], &taps_aa_linear(w, ow));
+    aa_pass(|i| tmp[i], [1, h, ow, ow], &taps_aa_linear(h, oh))
+}
+
 /// Normalises `[n, 3]` HWC values (read by flat index) into `[3, n]` CHW with the SAM 2
 /// mean/std, in float32 like torchvision's `Normalize` (`sub_(mean).div_(std)`).
 fn normalize_chw(n: usize, hwc: impl Fn(usize) -> f32) -> Vec<f32> {

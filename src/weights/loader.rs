@@ -61,8 +61,18 @@ pub fn config_for(ckpt: &Checkpoint) -> Result<Sam2Config> {
     Sam2Config::preset(found.version, found.size)
 }
 
-/// Builds the image-path model on `device`, checking the checkpoint matches `config` exactly.
+/// Builds the image-path model on `device`, checking the checkpoint matches `config` exactly
+/// (the video-only keys must be there but are not uploaded).
 pub fn load_sam2(ckpt: &Checkpoint, config: &Sam2Config, device: &Device) -> Result<Sam2> {
+    load(ckpt, config, device, false)
+}
+
+/// Builds the whole model (image and video paths) on `device`; every checkpoint key is used.
+pub fn load_sam2_video(ckpt: &Checkpoint, config: &Sam2Config, device: &Device) -> Result<Sam2> {
+    load(ckpt, config, device, true)
+}
+
+fn load(ckpt: &Checkpoint, config: &Sam2Config, device: &Device, with_video: bool) -> Result<Sam2> {
     let has: Vec<&str> = SAM2_1_ONLY_KEYS.iter().copied().filter(|k| ckpt.info(k).is_some()).collect();
     match config.version {
         Sam2Version::V2_1 if has.len() != SAM2_1_ONLY_KEYS.len() => {
@@ -81,8 +91,8 @@ pub fn load_sam2(ckpt: &Checkpoint, config: &Sam2Config, device: &Device) -> Res
         _ => {}
     }
     let mut src = CheckpointSource { ckpt, device: device.clone(), taken: BTreeSet::new() };
-    let model = Sam2::load(&mut src, config)?;
-    let unused: Vec<&str> = ckpt.names().filter(|k| !src.taken.contains(*k) && !is_video_only(k)).collect();
+    let model = if with_video { Sam2::load_video(&mut src, config)? } else { Sam2::load(&mut src, config)? };
+    let unused: Vec<&str> = ckpt.names().filter(|k| !src.taken.contains(*k) && (with_video || !is_video_only(k))).collect();
     if !unused.is_empty() {
         let shown = unused.iter().take(8).copied().collect::<Vec<_>>().join(", ");
         return Err(Error::Weights(format!(

@@ -21,7 +21,7 @@ use std::ops::Range;
 use crate::error::{Error, Result};
 
 pub use self::detect::{Detected, detect, detect_from_shapes, official_size};
-pub use self::loader::{config_for, load_sam2, parameter_count};
+pub use self::loader::{config_for, load_sam2, load_sam2_video, parameter_count};
 pub use self::safetensors::to_safetensors;
 pub use crate::config::{ModelSize, Sam2Version};
 

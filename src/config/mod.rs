@@ -5,8 +5,11 @@
 //! values Meta hard-codes outside the YAML (two-way transformer depth 2, 8 heads, MLP 2048, IoU head
 //! 256×3, prompt-encoder mask channels 16) are constants of the modules that use them.
 
+pub mod video;
+
 use crate::error::{Error, Result};
 use serde_yaml::Value;
+pub use video::{MemoryAttentionConfig, MemoryEncoderConfig, RopeAttentionConfig, TrackingConfig, VideoConfig};
 
 /// SAM 2 release: 2.1 adds `no_obj_embed_spatial` and the object-pointer temporal projection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -103,6 +106,8 @@ pub struct Sam2Config {
     pub dynamic_multimask_via_stability: bool,
     pub dynamic_multimask_stability_delta: f32,
     pub dynamic_multimask_stability_thresh: f32,
+    /// Memory attention, memory encoder and tracking flags (the video path).
+    pub video: VideoConfig,
 }
 
 impl Sam2Config {
@@ -157,6 +162,7 @@ impl Sam2Config {
             dynamic_multimask_via_stability: true,
             dynamic_multimask_stability_delta: 0.05,
             dynamic_multimask_stability_thresh: 0.98,
+            video: VideoConfig::official(version),
         })
     }
 
@@ -251,6 +257,7 @@ impl Sam2Config {
             },
             dynamic_multimask_stability_delta: extra_f("dynamic_multimask_stability_delta", 0.05)? as f32,
             dynamic_multimask_stability_thresh: extra_f("dynamic_multimask_stability_thresh", 0.98)? as f32,
+            video: VideoConfig::from_yaml(model)?,
             trunk,
             neck,
         };
@@ -288,7 +295,10 @@ impl Sam2Config {
         if self.scalp >= 4 || 4 - self.scalp < if self.use_high_res_features_in_sam { 3 } else { 1 } {
             return fail(format!("scalp {} leaves too few feature levels", self.scalp));
         }
-        Ok(())
+        if !self.directly_add_no_mem_embed && self.video.memory_encoder.out_dim != d {
+            return fail("without directly_add_no_mem_embed the memory dim must equal the hidden dim".into());
+        }
+        self.video.validate(d)
     }
 
     /// Channels of Hiera stage `i` (0-based).
