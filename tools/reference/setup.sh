@@ -17,6 +17,7 @@ cd "$REPO"
 
 VENV=${VENV:-tools/reference/.venv}
 PYTHON=${PYTHON:-python3}
+case "$VENV" in /*) ;; *) VENV="$REPO/$VENV" ;; esac  # absolute: the check below runs from /
 
 if [ ! -x "$VENV/bin/python" ]; then
     echo "creating venv $VENV with $("$PYTHON" --version 2>&1)"
