@@ -17,9 +17,14 @@ pub fn device_from_name(name: Option<&str>) -> Result<Device> {
     }
 }
 
+/// The process's one wgpu device: burn registers its wgpu runtime once, so a second `init` fails
+/// ("Service already initialized"); later calls get the first one's device (or its error).
 #[cfg(feature = "wgpu")]
 fn gpu() -> Result<Device> {
-    Device::wgpu_options().init().map_err(|e| Error::State(format!("no usable GPU adapter: {e}")))
+    static GPU: std::sync::OnceLock<std::result::Result<Device, String>> = std::sync::OnceLock::new();
+    GPU.get_or_init(|| Device::wgpu_options().init().map_err(|e| e.to_string()))
+        .clone()
+        .map_err(|e| Error::State(format!("no usable GPU adapter: {e}")))
 }
 
 #[cfg(not(feature = "wgpu"))]
