@@ -3,7 +3,7 @@
 
 use sam2_webgpu::{ModelSize, Sam2Config, Sam2Version};
 use sam2_webgpu::model::Sam2;
-use sam2_webgpu::weights::{Checkpoint, load_sam2};
+use sam2_webgpu::weights::{Checkpoint, load_sam2, load_sam2_video};
 use burn::tensor::{Device, Tensor};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -49,6 +49,17 @@ impl Fixture {
     pub fn model(&self, device: &Device) -> Sam2 {
         let ckpt = Checkpoint::from_path(self.dir.join("model.pt")).expect("model.pt reads");
         load_sam2(&ckpt, &self.config, device).expect("model.pt loads strictly")
+    }
+
+    /// The whole model (video modules included) from the fixture's `model.pt`, with the tensors
+    /// of `video/model_overrides.safetensors` replaced where the video fixtures have that file
+    /// (`make_video_fixtures.py` changes the object-score head there so that objects go from
+    /// visible to occluded and back).
+    pub fn video_model(&self, device: &Device) -> Sam2 {
+        let ckpt = Checkpoint::from_path(self.dir.join("model.pt")).expect("model.pt reads");
+        let overrides = self.dir.join("video/model_overrides.safetensors");
+        let ckpt = if overrides.exists() { with_overrides(&ckpt, &Checkpoint::from_path(overrides).expect("overrides read")) } else { ckpt };
+        load_sam2_video(&ckpt, &self.config, device).expect("model.pt loads strictly with its video modules")
     }
 
     /// An expected tensor, if the fixture has it.
@@ -102,4 +113,28 @@ pub fn official_models() -> Vec<(String, Sam2Version, ModelSize)> {
         .into_iter()
         .flat_map(|(prefix, version)| sizes.map(|(suffix, size)| (format!("{prefix}_hiera_{suffix}"), version, size)))
         .collect()
+}
+
+/// `base` with the tensors of `overrides` in place of its own (same names and shapes), as a
+/// float32 safetensors checkpoint.
+pub fn with_overrides(base: &Checkpoint, overrides: &Checkpoint) -> Checkpoint {
+    let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = base
+        .names()
+        .map(|name| {
+            let (shape, values) = base.tensor_f32(name).expect("base tensor reads");
+            let values = match overrides.info(name) {
+                Some(_) => {
+                    let (s, v) = overrides.tensor_f32(name).expect("override reads");
+                    assert_eq!(s, shape, "override {name} keeps the shape");
+                    v
+                }
+                None => values,
+            };
+            (name.to_string(), shape, values.iter().flat_map(|v| v.to_le_bytes()).collect())
+        })
+        .collect();
+    assert!(overrides.names().all(|n| base.info(n).is_some()), "every override names a tensor of the checkpoint");
+    let views = tensors.iter().map(|(n, s, b)| (n.as_str(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap()));
+    let bytes = safetensors::serialize(views, None).expect("serialises");
+    Checkpoint::from_bytes(bytes).expect("reads back")
 }

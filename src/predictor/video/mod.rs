@@ -11,7 +11,7 @@ pub mod memory;
 pub mod session;
 
 pub use frames::{FrameSource, InMemoryFrames};
-pub use session::{VideoPrompt, VideoSession};
+pub use session::{StoredOutput, VideoPrompt, VideoSession};
 
 use crate::predictor::postprocess::upsample_bilinear;
 

@@ -92,6 +92,20 @@ pub struct VideoSession {
     pub fill_hole_area: usize,
 }
 
+/// What a session holds for one object on one frame (for inspection and tests).
+#[derive(Debug, Clone)]
+pub struct StoredOutput {
+    /// Low-resolution logits `[S/4, S/4]`.
+    pub pred_masks: Vec<f32>,
+    pub object_score: f32,
+    /// `[1, C]`.
+    pub obj_ptr: Tensor<2>,
+    /// bfloat16-valued memory features `[1, mem, S/16, S/16]`, once encoded.
+    pub maskmem: Option<Tensor<4>>,
+    /// Whether it is a conditioning (prompted) frame.
+    pub is_cond: bool,
+}
+
 /// A prompt for one object on one frame, in video pixels.
 #[derive(Debug, Clone, Default)]
 pub struct VideoPrompt {
@@ -156,6 +170,14 @@ impl VideoSession {
     /// Stored outputs (memory entries) over all objects, for checking memory stays bounded.
     pub fn stored_outputs(&self) -> usize {
         self.objects.iter().map(|o| o.cond.len() + o.non_cond.len() + o.temp_cond.len() + o.temp_non_cond.len()).sum()
+    }
+
+    /// The newest output held for object `obj_id` on `frame` (prompted results not yet
+    /// propagated first), if any.
+    pub fn stored_output(&self, obj_id: u32, frame: usize) -> Option<StoredOutput> {
+        let o = self.objects.iter().find(|o| o.id == obj_id)?;
+        let (out, is_cond) = [(&o.temp_cond, true), (&o.temp_non_cond, false), (&o.cond, true), (&o.non_cond, false)].into_iter().find_map(|(m, c)| m.get(&frame).map(|out| (out, c)))?;
+        Some(StoredOutput { pred_masks: out.pred_masks.clone(), object_score: out.object_score, obj_ptr: out.obj_ptr.clone(), maskmem: out.maskmem.clone(), is_cond })
     }
 
     /// Forgets every object, prompt and result (`reset_state`); frames stay.
