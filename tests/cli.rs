@@ -1,5 +1,5 @@
-//! The `sam2` command line on the reduced fixtures: `info`, `convert`, `predict` (compared with
-//! the reference) and clear errors on bad input.
+//! The `sam2` command line on the reduced fixtures: `info`, `convert`, `predict` and `track`
+//! (compared with the reference) and clear errors on bad input.
 
 mod common;
 
@@ -117,6 +117,8 @@ fn bad_input_is_a_clear_error_not_a_panic() {
     let (c, i, o, t) = (ckpt.to_str().unwrap(), image.to_str().unwrap(), dir.to_str().unwrap(), truncated.to_str().unwrap());
     let yaml = fx.dir.join("config.yaml");
     let y = yaml.to_str().unwrap();
+    let frames = fx.dir.join("video/frames");
+    let f = frames.to_str().unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["info", "/nonexistent.pt"], "i/o"),
         (vec!["info", t], "checkpoint"),
@@ -129,6 +131,11 @@ fn bad_input_is_a_clear_error_not_a_panic() {
         (vec!["predict", "--weights", c, "--image", i, "--point", "3,3,1", "--out", o, "--device", "cpu"], "YAML"),
         (vec!["predict", "--weights", c, "--config", y, "--image", i, "--out", o, "--device", "tpu"], "unknown device"),
         (vec!["frobnicate"], "unknown or missing command"),
+        (vec!["track", "--weights", c, "--config", y, "--frames", f, "--prompt", "10:1:point:3,3,1", "--out", o, "--device", "cpu"], "out of range"),
+        (vec!["track", "--weights", c, "--config", y, "--frames", f, "--prompt", "0:1:circle:3,3", "--out", o, "--device", "cpu"], "prompt"),
+        (vec!["track", "--weights", c, "--config", y, "--frames", f, "--prompt", "0:1:point:3,300,1", "--out", o, "--device", "cpu"], "outside"),
+        (vec!["track", "--weights", c, "--config", y, "--frames", o, "--prompt", "0:1:point:3,3,1", "--out", o, "--device", "cpu"], "no PNG or JPEG"),
+        (vec!["track", "--weights", c, "--config", y, "--frames", f, "--out", o, "--device", "cpu"], "--prompt"),
     ];
     for (args, needle) in cases {
         let out = sam2(&args);
@@ -138,4 +145,68 @@ fn bad_input_is_a_clear_error_not_a_panic() {
         assert!(err.contains(needle), "{args:?}: {err:?} should mention {needle:?}");
     }
     std::fs::remove_dir_all(dir).ok();
+}
+
+/// `sam2 track` on the reference's `two_objects` scenario (SAM 2.0 reduced fixture: both objects
+/// tracked as visible, object 1 occluded on its prompted frame): low-res logits of every frame and object, object scores, and the
+/// video-resolution PNG masks of the frames whose logits the reference stored.
+#[test]
+fn track_matches_the_reference() {
+    let fx = Fixture::open("sam2_hiera_reduced");
+    let video = fx.dir.join("video");
+    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(video.join("scenarios.json")).unwrap()).unwrap();
+    let expected = sam2_webgpu::weights::Checkpoint::from_path(video.join("expected.safetensors")).unwrap();
+    let out = out_dir("track");
+    let (ckpt, yaml) = (fx.dir.join("model.pt"), fx.dir.join("config.yaml"));
+    let (frames, o) = (video.join("frames"), out.display().to_string());
+    let log = stdout(&sam2(&[
+        "track", "--weights", ckpt.to_str().unwrap(), "--config", yaml.to_str().unwrap(), "--device", "cpu",
+        "--frames", frames.to_str().unwrap(), "--no-fill-holes", "--save-logits", "--out", &o,
+        "--prompt", "0:1:point:20,38,1", "--prompt", "0:2:box:70,70,98,98", "--prompt", "0:1:point:45,62,0",
+    ]));
+    assert!(log.contains("wrote 10 frames x 2 objects"), "{log}");
+
+    let scenario = meta["scenarios"].as_array().unwrap().iter().find(|s| s["name"] == "two_objects").unwrap();
+    let ops = scenario["ops"].as_array().unwrap();
+    // What the reference last computed for each (frame, object) is what the CLI reports.
+    let mut latest = std::collections::BTreeMap::new();
+    for (i, op) in ops.iter().enumerate() {
+        for call in op["calls"].as_array().unwrap().iter().filter(|c| c["kind"] == "frame") {
+            latest.insert((call["frame"].as_u64().unwrap(), call["obj"].as_u64().unwrap()), (i, call.clone()));
+        }
+    }
+    assert_eq!(latest.len(), 20, "every frame of both objects");
+    let scores: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("scores.json")).unwrap()).unwrap();
+    let mut worst = 0.0f32;
+    for ((frame, obj), (op, call)) in &latest {
+        let key = format!("two_objects/{op:02}/f{frame:03}/o{obj}/pred_masks");
+        let (got_shape, got) = npy(&out.join(format!("{frame:05}_{obj}.npy")));
+        if call["pred_masks_all_no_obj"].as_bool() == Some(true) {
+            assert!(got.iter().all(|&v| v == -1024.0), "{key}: the reference has no object there");
+        } else {
+            let (shape, want) = expected.tensor_f32(&key).unwrap();
+            assert_eq!(got_shape, shape[2..]);
+            worst = worst.max(max_abs_diff(&key, (&got_shape, &got), (&got_shape, &want)));
+        }
+        let score = scores["frames"][*frame as usize]["scores"][obj.to_string()].as_f64().unwrap();
+        assert!((score - call["object_score"].as_f64().unwrap()).abs() < 2e-3, "{key}: object score {score}");
+    }
+    assert!(worst < 2e-3, "low-res logits differ by {worst}");
+    // Video-resolution masks: the reference's logits thresholded at 0 (pixels within 1e-2 of the
+    // threshold may go either way).
+    let propagate = ops.iter().find(|op| op["op"] == "propagate_in_video").unwrap();
+    for rec in propagate["result"]["video_res_masks"].as_array().unwrap() {
+        let frame = rec["frame_idx"].as_u64().unwrap();
+        let (shape, logits) = expected.tensor_f32(rec["key"].as_str().unwrap()).unwrap();
+        let (h, w) = (shape[2], shape[3]);
+        for (i, obj) in [1, 2].iter().enumerate() {
+            let png = image::open(out.join(format!("{frame:05}_{obj}.png"))).unwrap().to_luma8();
+            assert_eq!((png.width() as usize, png.height() as usize), (w, h));
+            let plane = &logits[i * h * w..(i + 1) * h * w];
+            let wrong = png.as_raw().iter().zip(plane).filter(|(p, l)| (**p == 255) != (**l > 0.0) && l.abs() > 1e-2).count();
+            assert_eq!(wrong, 0, "frame {frame} object {obj}: {wrong} mask pixels differ");
+            assert!(png.as_raw().iter().all(|p| *p == 0 || *p == 255));
+        }
+    }
+    std::fs::remove_dir_all(out).ok();
 }
