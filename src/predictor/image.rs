@@ -57,6 +57,17 @@ pub struct Prediction {
     pub object_score_logit: f32,
 }
 
+/// Low-resolution outputs of [`ImagePredictor::decode_points_async`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LowResBatch {
+    /// Masks per prompt M (3 with multimask output, else 1).
+    pub num_masks: usize,
+    /// Unclamped low-resolution logits `[B, M, S/4, S/4]`.
+    pub low_res_logits: Vec<f32>,
+    /// Predicted IoU `[B, M]`.
+    pub iou_predictions: Vec<f32>,
+}
+
 /// Features of the current image.
 #[derive(Debug, Clone)]
 struct ImageState {
@@ -181,10 +192,44 @@ impl ImagePredictor {
         Ok(())
     }
 
-    async fn predict_batch(&self, state: &ImageState, batch: &[&Prompt], options: PredictOptions) -> Result<Vec<Prediction>> {
+    /// Low-resolution decoder outputs for `B` prompts of one foreground point each (pixels of
+    /// the current image), optionally with a mask input `[B, S/4, S/4]` each: what the automatic
+    /// mask generator needs (no upsampling, no hole filling, no clamping).
+    pub async fn decode_points_async(&self, points: &[[f32; 2]], mask_input: Option<&[f32]>, multimask_output: bool) -> Result<LowResBatch> {
+        let state = self.image.as_ref().ok_or_else(|| Error::State("decode called before set_image".into()))?;
+        let labels = vec![1; points.len()];
+        validate_points(points, &labels, state.width, state.height)?;
+        let low = self.model.sam_prompt_encoder.mask_input_size();
+        if let Some(m) = mask_input
+            && (m.len() != points.len() * low * low || m.iter().any(|v| !v.is_finite()))
+        {
+            return Err(Error::Input(format!("mask inputs need {} finite values ({} x {low}x{low}), got {}", points.len() * low * low, points.len(), m.len())));
+        }
+        if points.is_empty() {
+            return Ok(LowResBatch { num_masks: if multimask_output { 3 } else { 1 }, low_res_logits: Vec::new(), iou_predictions: Vec::new() });
+        }
+        let coords = scale_points(points, state.width, state.height, self.model.config.image_size);
+        let (num_masks, low_res_logits, iou_predictions, _) = self.decode(state, &coords, &labels, points.len(), mask_input.map(<[f32]>::to_vec), multimask_output).await?;
+        Ok(LowResBatch { num_masks, low_res_logits, iou_predictions })
+    }
+
+    /// Runs the prompt encoder and decoder on `b` prompts of equal length (points already
+    /// scaled to S×S); returns M, the unclamped low-res logits `[b, M, S/4, S/4]`, the IoU
+    /// predictions `[b, M]` and the object-score logits `[b]`.
+    async fn decode(&self, state: &ImageState, coords: &[[f32; 2]], labels: &[i32], b: usize, mask: Option<Vec<f32>>, multimask_output: bool) -> Result<(usize, Vec<f32>, Vec<f32>, Vec<f32>)> {
         let model = &self.model;
         let device = model.device();
-        let size = model.config.image_size;
+        let sparse = model.sam_prompt_encoder.embed_points(coords, labels, b, device)?;
+        let low = model.sam_prompt_encoder.mask_input_size();
+        let mask = mask.map(|values| Tensor::<4>::from_data(TensorData::new(values, [b, 1, low, low]), device));
+        let dense = model.sam_prompt_encoder.embed_dense(mask, b);
+        let decoded = model.decode(&state.features, sparse, dense, multimask_output);
+        let m = decoded.masks.dims()[1];
+        Ok((m, read_f32(decoded.masks).await?, read_f32(decoded.iou_pred).await?, read_f32(decoded.object_score_logits).await?))
+    }
+
+    async fn predict_batch(&self, state: &ImageState, batch: &[&Prompt], options: PredictOptions) -> Result<Vec<Prediction>> {
+        let size = self.model.config.image_size;
         let (w, h) = (state.width, state.height);
         let b = batch.len();
         let mut coords = Vec::new();
@@ -198,22 +243,9 @@ impl ImagePredictor {
             coords.extend(scale_points(&p.points, w, h, size));
             labels.extend(&p.labels);
         }
-        let sparse = model.sam_prompt_encoder.embed_points(&coords, &labels, b, device)?;
-        let low = model.sam_prompt_encoder.mask_input_size();
-        let mask = match batch[0].mask_input {
-            Some(_) => {
-                let values: Vec<f32> = batch.iter().flat_map(|p| p.mask_input.iter().flatten().copied()).collect();
-                Some(Tensor::<4>::from_data(TensorData::new(values, [b, 1, low, low]), device))
-            }
-            None => None,
-        };
-        let dense = model.sam_prompt_encoder.embed_dense(mask, b);
-        let decoded = model.decode(&state.features, sparse, dense, options.multimask_output);
-        let m = decoded.masks.dims()[1];
-        let low_res = read_f32(decoded.masks).await?;
-        let scores = read_f32(decoded.iou_pred).await?;
-        let object_scores = read_f32(decoded.object_score_logits).await?;
-
+        let mask = batch[0].mask_input.as_ref().map(|_| batch.iter().flat_map(|p| p.mask_input.iter().flatten().copied()).collect());
+        let (m, low_res, scores, object_scores) = self.decode(state, &coords, &labels, b, mask, options.multimask_output).await?;
+        let low = self.model.sam_prompt_encoder.mask_input_size();
         let plane = low * low;
         let mut predictions = Vec::with_capacity(b);
         for (obj, obj_low) in low_res.chunks_exact(m * plane).enumerate() {

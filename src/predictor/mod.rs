@@ -1,8 +1,13 @@
-//! Predictors over the model: pre-processing, the image predictor and post-processing.
+//! Predictors over the model: pre-processing, the image predictor, the automatic mask generator,
+//! post-processing and label export.
 
+pub mod amg;
+pub mod automatic;
 pub mod components;
 pub mod image;
+pub mod labels;
 pub mod postprocess;
+pub mod rle;
 pub mod transforms;
 pub mod video;
 
