@@ -3,6 +3,8 @@
 
     python tools/reference/bench_reference.py --weights CKPT --image PNG [--threads 2] [--repeat N]
                                               [--config CONFIG]
+    python tools/reference/bench_reference.py --video --weights CKPT [--frames 8]
+                                              [--size 640x480] [--objects 1,3,10] [--threads 2]
 
 CKPT is an official-layout checkpoint ({"model": state_dict}), e.g. one written by
 make_fixtures.py. The Hydra config is, in this order: --config (a .yaml path, or a config name
@@ -13,14 +15,28 @@ the patch-embed width and block count, 2.0 vs 2.1 from `no_obj_embed_spatial`).
 Times `set_image` and `predict` (one positive point at the image centre, multimask output, the
 predictor's defaults) after one warm-up call of each, and prints one JSON line:
 {"set_image_s": median, "predict_s": median, "threads": n, ...}.
+
+--video times `SAM2VideoPredictor.propagate_in_video` instead: a video of F frames (the PNGs of
+--frames-dir, or make_video_fixtures.scaled_video: the fixture scene at --size; Meta's frame
+preprocessing),
+for each object count N of --objects a fresh inference state with N objects, each a positive
+point on frame 0 (points on a grid), then one forward propagation from frame 0. Every yield is
+timed (frame 0 is the prompted frame: only its memory encoding runs, in the preflight); prints
+one JSON line per N: {"objects": N, "per_frame_s": median over frames 2.. (the first two yielded
+frames are warm-up), "total_s": the whole propagation, "frames": F, "threads": n, ...}. Meta's
+`init_state` (frame loading, frame-0 features) and the prompts are not timed.
 """
 
 import argparse
 import json
+import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # Meta's video loop uses tqdm
 
 import numpy as np
 import torch
@@ -69,14 +85,96 @@ def resolve_config(args):
     return detect_config(sd)
 
 
+def grid_points(n, w, h):
+    """n points on a regular grid over the frame (cells of a ceil(sqrt(n))-wide grid)."""
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    return [[(0.5 + i % cols) * w / cols, (0.5 + i // cols) * h / rows] for i in range(n)]
+
+
+def bench_video(args):
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import make_video_fixtures as mv
+    from sam2.build_sam import build_sam2_video_predictor
+
+    torch.set_num_threads(args.threads)
+    torch.set_grad_enabled(False)
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    config = resolve_config(args)
+    predictor = build_sam2_video_predictor(config, ckpt_path=args.weights, device="cpu")
+    # CPU bf16 fix (make_video_fixtures.py): upcast the bf16 memory bank at the attention
+    attn = predictor.memory_attention
+    orig = attn.forward
+
+    def forward(curr, memory, curr_pos=None, memory_pos=None, num_obj_ptr_tokens=0):
+        dt = curr[0].dtype if isinstance(curr, list) else curr.dtype
+        return orig(curr=curr, memory=memory.to(dt), curr_pos=curr_pos,
+                    memory_pos=memory_pos.to(dt), num_obj_ptr_tokens=num_obj_ptr_tokens)
+
+    attn.forward = forward
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.frames_dir:
+            paths = sorted(Path(args.frames_dir).glob("*.png"))[:args.frames]
+            if len(paths) != args.frames:
+                raise SystemExit(f"--frames-dir {args.frames_dir}: {len(paths)} PNGs, "
+                                 f"expected {args.frames}")
+            w, h = Image.open(paths[0]).size
+        else:
+            paths = []
+            for t, f in enumerate(mv.scaled_video(w, h, args.frames)):
+                p = Path(tmp) / f"{t:05d}.png"
+                Image.fromarray(f).save(p, format="PNG")
+                paths.append(p)
+        mv.video_predictor_module.load_video_frames = mv.frame_loader(paths)
+        for n in (int(v) for v in args.objects.split(",")):
+            state = predictor.init_state(video_path=tmp)
+            for i, pt in enumerate(grid_points(n, w, h)):
+                predictor.add_new_points_or_box(state, frame_idx=0, obj_id=i + 1,
+                                                points=[pt], labels=[1])
+            times = []
+            t_start = t0 = time.perf_counter()
+            for _ in predictor.propagate_in_video(state):
+                t1 = time.perf_counter()
+                times.append(t1 - t0)
+                t0 = t1
+            total = time.perf_counter() - t_start
+            timed = times[2:] or times
+            print(json.dumps({
+                "objects": n,
+                "per_frame_s": round(statistics.median(timed), 4),
+                "total_s": round(total, 3),
+                "frames": args.frames,
+                "frame_times_s": [round(x, 4) for x in times],
+                "threads": args.threads,
+                "config": config,
+                "image_size": int(predictor.image_size),
+                "video_hw": [h, w],
+                "torch": torch.__version__.split("+")[0],
+            }), flush=True)
+            del state
+    return 0
+
+
 def main():
-    ap = argparse.ArgumentParser(description="Time Meta's SAM 2 image predictor on CPU.")
+    ap = argparse.ArgumentParser(description="Time Meta's SAM 2 image or video predictor on CPU.")
     ap.add_argument("--weights", required=True, help="checkpoint, {'model': state_dict}")
-    ap.add_argument("--image", required=True, help="RGB image (PNG, JPEG)")
+    ap.add_argument("--image", default=None, help="RGB image (PNG, JPEG); image mode")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=5, help="timed calls of each (median)")
     ap.add_argument("--config", default=None, help="override the Hydra config (see above)")
+    ap.add_argument("--video", action="store_true", help="time propagate_in_video instead")
+    ap.add_argument("--frames", type=int, default=8, help="video mode: number of frames")
+    ap.add_argument("--size", default="640x480", help="video mode: frame WxH")
+    ap.add_argument("--frames-dir", default=None,
+                    help="video mode: take the frames from the PNGs in this folder (sorted by "
+                         "name) instead of the synthetic scene")
+    ap.add_argument("--objects", default="1,3,10",
+                    help="video mode: comma-separated object counts, one run each")
     args = ap.parse_args()
+    if args.video:
+        return bench_video(args)
+    if args.image is None:
+        ap.error("--image is required (or --video)")
 
     torch.set_num_threads(args.threads)
     torch.set_grad_enabled(False)
