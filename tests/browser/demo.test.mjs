@@ -18,7 +18,8 @@ test('demo page segments a clicked point', { timeout: 300_000 }, async () => {
     await page.setInputFiles('#ckpt', [join(fx, 'model.pt'), join(fx, 'config.yaml')]);
     await page.waitForFunction(() => document.querySelector('#status').textContent.startsWith('Loaded'), null, { timeout: 120_000 });
     await page.setInputFiles('#image', join(fx, 'image_a.png'));
-    await page.waitForFunction(() => document.querySelector('#status').textContent.includes('Click'));
+    // set_image compiles the encoder's shaders on first use: tens of seconds on SwiftShader.
+    await page.waitForFunction(() => document.querySelector('#status').textContent.includes('Click'), null, { timeout: 120_000 });
     const box = await page.locator('#canvas').boundingBox();
     await page.mouse.click(box.x + box.width * 0.47, box.y + box.height * 0.45);
     await page.waitForFunction(() => /mask\(s\)|Error/.test(document.querySelector('#status').textContent), null, { timeout: 120_000 });
