@@ -32,24 +32,37 @@ fn gpu() -> Result<Device> {
     Err(Error::State("built without the `wgpu` feature".into()))
 }
 
+/// Colours of successive masks in overlays.
+const COLOURS: [[u8; 3]; 6] = [[30, 144, 255], [255, 99, 71], [50, 205, 50], [255, 215, 0], [186, 85, 211], [0, 206, 209]];
+
 /// The image with the best mask of each prediction blended in a distinct colour, as PNG bytes.
 pub fn overlay_png(width: usize, height: usize, rgb: &[u8], predictions: &[Prediction]) -> Result<Vec<u8>> {
-    const COLOURS: [[u8; 3]; 6] = [[30, 144, 255], [255, 99, 71], [50, 205, 50], [255, 215, 0], [186, 85, 211], [0, 206, 209]];
     let mut out = rgb.to_vec();
     for (i, p) in predictions.iter().enumerate() {
         let best = (0..p.num_masks).max_by(|&a, &b| p.scores[a].total_cmp(&p.scores[b])).unwrap_or(0);
         let mask = &p.masks[best * width * height..(best + 1) * width * height];
-        let colour = COLOURS[i % COLOURS.len()];
-        for (px, &m) in out.chunks_exact_mut(3).zip(mask) {
-            if m != 0 {
-                for c in 0..3 {
-                    px[c] = ((px[c] as u16 + colour[c] as u16) / 2) as u8;
-                }
+        blend_mask(&mut out, mask.iter().map(|&m| m != 0), i);
+    }
+    rgb_png(width, height, out)
+}
+
+/// Blends one mask (row-major, one value per pixel) into RGB pixels, half image and half the
+/// `index`-th overlay colour.
+pub fn blend_mask(rgb: &mut [u8], mask: impl IntoIterator<Item = bool>, index: usize) {
+    let colour = COLOURS[index % COLOURS.len()];
+    for (px, m) in rgb.chunks_exact_mut(3).zip(mask) {
+        if m {
+            for c in 0..3 {
+                px[c] = ((px[c] as u16 + colour[c] as u16) / 2) as u8;
             }
         }
     }
-    let img = image::RgbImage::from_raw(width as u32, height as u32, out)
-        .ok_or_else(|| Error::Input(format!("{} bytes is not a {width}x{height} RGB image", rgb.len())))?;
+}
+
+/// RGB pixels `[height, width, 3]` as PNG bytes.
+pub fn rgb_png(width: usize, height: usize, rgb: Vec<u8>) -> Result<Vec<u8>> {
+    let len = rgb.len();
+    let img = image::RgbImage::from_raw(width as u32, height as u32, rgb).ok_or_else(|| Error::Input(format!("{len} bytes is not a {width}x{height} RGB image")))?;
     let mut bytes = Vec::new();
     img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png).map_err(|e| Error::Io(e.to_string()))?;
     Ok(bytes)

@@ -1,10 +1,14 @@
-//! The `sam2` command line on the reduced fixtures: `info`, `convert`, `predict` and `track`
-//! (compared with the reference) and clear errors on bad input.
+//! The `sam2` command line on the reduced fixtures: `info`, `convert`, `predict`, `track` and
+//! `everything` (compared with the reference), `annotate`, and clear errors on bad input.
 
 mod common;
 
 use common::{Fixture, max_abs_diff};
 use sam2_webgpu::npy::{read_npy_f32, write_npy_f32};
+use sam2_webgpu::predictor::labels::rasterize_rings;
+use sam2_webgpu::predictor::labels::yolo::{YoloLabel, parse_yolo_line};
+use sam2_webgpu::predictor::rle::Rle;
+use sam2_webgpu::predictor::{ImagePredictor, ImageRef, PredictOptions, Prompt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -209,4 +213,196 @@ fn track_matches_the_reference() {
         }
     }
     std::fs::remove_dir_all(out).ok();
+}
+
+/// The generator flags for the parameters of an amg fixture case (Meta's names).
+fn generator_flags(params: &serde_json::Value) -> Vec<String> {
+    let mut args = Vec::new();
+    for key in ["points_per_side", "points_per_batch", "pred_iou_thresh", "stability_score_thresh", "stability_score_offset", "mask_threshold", "box_nms_thresh",
+        "crop_n_layers", "crop_nms_thresh", "crop_overlap_ratio", "crop_n_points_downscale_factor", "min_mask_region_area"] {
+        args.extend([format!("--{}", key.replace('_', "-")), params[key].to_string()]);
+    }
+    if params["use_m2m"].as_bool().unwrap() {
+        args.push("--use-m2m".into());
+    }
+    if !params["multimask_output"].as_bool().unwrap() {
+        args.push("--no-multimask".into());
+    }
+    args
+}
+
+/// A case of `amg/cases.json`.
+fn amg_case(fx: &Fixture, name: &str) -> serde_json::Value {
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fx.dir.join("amg/cases.json")).unwrap()).unwrap();
+    doc["cases"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap().clone()
+}
+
+/// `sam2 everything` with the thresholds of amg fixture cases: the COCO file holds the
+/// reference's records (same compressed RLE strings in the same order, scores, points).
+#[test]
+fn everything_writes_the_reference_masks_as_coco() {
+    let fx = Fixture::open(FIXTURE);
+    let image = fx.dir.join("image_a.png");
+    for name in ["grid", "m2m"] {
+        let case = amg_case(&fx, name);
+        let out = out_dir(&format!("everything-{name}"));
+        let mut args: Vec<String> = ["everything", "--weights", fx.dir.join("model.pt").to_str().unwrap(), "--config", fx.dir.join("config.yaml").to_str().unwrap()].map(String::from).into();
+        args.extend(["--device", "cpu", "--image", image.to_str().unwrap(), "--out", out.to_str().unwrap()].map(String::from));
+        args.extend(generator_flags(&case["params"]));
+        let log = stdout(&sam2(&args.iter().map(String::as_str).collect::<Vec<_>>()));
+        let records = case["records"].as_array().unwrap();
+        assert!(!records.is_empty() && log.contains(&format!("{} masks", records.len())), "{name}: {log}");
+
+        let coco: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("annotations.json")).unwrap()).unwrap();
+        assert_eq!(coco["images"][0]["file_name"], "image_a.png");
+        assert_eq!((coco["images"][0]["width"].as_u64(), coco["images"][0]["height"].as_u64()), (Some(317), Some(269)));
+        assert_eq!(coco["categories"].as_array().unwrap().len(), 1);
+        let anns = coco["annotations"].as_array().unwrap();
+        assert_eq!(anns.len(), records.len(), "{name}: number of masks");
+        for (i, (a, r)) in anns.iter().zip(records).enumerate() {
+            assert_eq!(a["segmentation"], r["segmentation"], "{name}[{i}]: compressed RLE");
+            assert_eq!((a["area"].as_f64(), &a["image_id"], &a["category_id"]), (r["area"].as_f64(), &coco["images"][0]["id"], &coco["categories"][0]["id"]));
+            // pycocotools' box counts pixels: Meta's record box + 1 in w and h.
+            let (ours, meta) = (a["bbox"].as_array().unwrap(), r["bbox"].as_array().unwrap());
+            let want = [meta[0].as_f64().unwrap(), meta[1].as_f64().unwrap(), meta[2].as_f64().unwrap() + 1.0, meta[3].as_f64().unwrap() + 1.0];
+            assert_eq!(ours.iter().map(|v| v.as_f64().unwrap()).collect::<Vec<_>>(), want, "{name}[{i}]: bbox");
+            for key in ["predicted_iou", "stability_score"] {
+                assert!((a[key].as_f64().unwrap() - r[key].as_f64().unwrap()).abs() <= 1e-3, "{name}[{i}]: {key}");
+            }
+            assert_eq!(a["point_coords"], r["point_coords"], "{name}[{i}]: point");
+        }
+        let overlay = image::open(out.join("overlay.png")).unwrap();
+        assert_eq!((overlay.width(), overlay.height()), (317, 269));
+        std::fs::remove_dir_all(out).ok();
+    }
+}
+
+/// Normalised `cx cy w h` of a pixel box on a `w × h` image.
+fn yolo_box(b: [f64; 4], w: f64, h: f64) -> String {
+    format!("{:.6} {:.6} {:.6} {:.6}", (b[0] + b[2]) / 2.0 / w, (b[1] + b[3]) / 2.0 / h, (b[2] - b[0]) / w, (b[3] - b[1]) / h)
+}
+
+/// The polygon of a YOLO segmentation line, rasterised at `w × h`, and its class.
+fn rasterised_line(line: &str, w: usize, h: usize) -> (usize, Vec<bool>) {
+    let YoloLabel::Segment { class, points } = parse_yolo_line(line).unwrap() else { panic!("not a segment: {line}") };
+    let ring: Vec<[f64; 2]> = points.iter().map(|p| [p[0] * w as f64, p[1] * h as f64]).collect();
+    (class, rasterize_rings([&ring], w, h))
+}
+
+/// Pixels of `mask` outside `outline`, and the IoU of the two.
+fn cover_and_iou(outline: &[bool], mask: &[bool]) -> (usize, f64) {
+    let outside = mask.iter().zip(outline).filter(|(m, o)| **m && !**o).count();
+    let inter = mask.iter().zip(outline).filter(|(m, o)| **m && **o).count() as f64;
+    let union = mask.iter().zip(outline).filter(|(m, o)| **m || **o).count() as f64;
+    (outside, inter / union)
+}
+
+/// `sam2 annotate` with YOLO box labels: every kept box becomes a line whose polygon outlines
+/// the mask SAM gives for that box (random weights: the masks do not follow the boxes, so the
+/// check is against `predict` with the same box); a bad line, a class out of range, a missing
+/// label file and an unreadable image are reported per file while the others are written.
+#[test]
+fn annotate_segments_label_boxes_and_reports_bad_files() {
+    let fx = Fixture::open(FIXTURE);
+    let dir = out_dir("annotate");
+    let (images, labels, out) = (dir.join("images"), dir.join("labels"), dir.join("out"));
+    for d in [&images, &labels] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::copy(fx.dir.join("image_a.png"), images.join("a.png")).unwrap();
+    std::fs::copy(fx.dir.join("image_b.png"), images.join("b.png")).unwrap();
+    std::fs::write(images.join("broken.png"), b"not a png").unwrap();
+    std::fs::copy(fx.dir.join("image_b.png"), images.join("c.png")).unwrap();
+    std::fs::write(images.join("notes.txt"), "not an image").unwrap();
+    let (wa, ha, rgb_a) = fx.image("a");
+    let (wb, hb, rgb_b) = fx.image("b");
+    let (box_a0, box_a1, box_b) = ([60.0, 50.0, 230.0, 200.0], [150.0, 40.0, 300.0, 250.0], [10.0, 20.0, 80.0, 110.0]);
+    let (fa, fb) = ((wa as f64, ha as f64), (wb as f64, hb as f64));
+    // a: the less confident box first, a bad line between; b: a class out of range (0..3) and a
+    // box below --conf.
+    std::fs::write(labels.join("a.txt"), format!("2 {} 0.8\nnot a label\n0 {} 0.9\n", yolo_box(box_a1, fa.0, fa.1), yolo_box(box_a0, fa.0, fa.1))).unwrap();
+    std::fs::write(labels.join("b.txt"), format!("7 {} 0.9\n1 {}\n1 {} 0.1\n", yolo_box(box_b, fb.0, fb.1), yolo_box(box_b, fb.0, fb.1), yolo_box(box_a0, 317.0, 269.0))).unwrap();
+    let (c, y) = (fx.dir.join("model.pt"), fx.dir.join("config.yaml"));
+    let o = sam2(&["annotate", "--weights", c.to_str().unwrap(), "--config", y.to_str().unwrap(), "--device", "cpu", "--images", images.to_str().unwrap(),
+        "--labels", labels.to_str().unwrap(), "--num-classes", "3", "--conf", "0.5", "--out", out.to_str().unwrap()]);
+    let (log, err) = (stdout(&o), String::from_utf8_lossy(&o.stderr).into_owned());
+    for want in ["[1/4] a.png: 2 objects", "[2/4] b.png: 1 objects", "[3/4] broken.png: skipped", "[4/4] c.png: skipped", "labelled 2 of 4 images (4 with errors)"] {
+        assert!(log.contains(want), "{want:?} not in {log}");
+    }
+    for want in ["a.png: invalid input:", "a.txt: line 2: class id", "b.txt: line 1: class id 7 is out of range (0..3)", "broken.png: invalid input", "c.txt: no readable label file"] {
+        assert!(err.contains(want), "{want:?} not in {err}");
+    }
+    assert!(!out.join("broken.txt").exists() && !out.join("c.txt").exists());
+
+    let predictor_for = |w: usize, h: usize, rgb: &[u8]| {
+        let mut p = ImagePredictor::new(fx.model(&common::device("cpu")));
+        p.set_image(&ImageRef::new(w, h, 3, rgb).unwrap()).unwrap();
+        p
+    };
+    let expect = |p: &ImagePredictor, b: [f64; 4], w: usize, h: usize| -> Vec<bool> {
+        // The box as the label file gives it (6 decimals), back in pixels.
+        let line = yolo_box(b, w as f64, h as f64);
+        let v: Vec<f64> = line.split(' ').map(|t| t.parse().unwrap()).collect();
+        let bbox = [(v[0] - v[2] / 2.0) * w as f64, (v[1] - v[3] / 2.0) * h as f64, (v[0] + v[2] / 2.0) * w as f64, (v[1] + v[3] / 2.0) * h as f64].map(|x| x as f32);
+        let pred = p.predict(&[Prompt { bbox: Some(bbox), ..Prompt::default() }], PredictOptions { multimask_output: false, return_logits: false }).unwrap();
+        pred[0].masks.iter().map(|&m| m != 0).collect()
+    };
+    let pa = predictor_for(wa, ha, &rgb_a);
+    let pb = predictor_for(wb, hb, &rgb_b);
+    let a_txt = std::fs::read_to_string(out.join("a.txt")).unwrap();
+    let b_txt = std::fs::read_to_string(out.join("b.txt")).unwrap();
+    let a_lines: Vec<&str> = a_txt.lines().collect();
+    let b_lines: Vec<&str> = b_txt.lines().collect();
+    assert_eq!((a_lines.len(), b_lines.len()), (2, 1));
+    // Most confident first.
+    for (line, class, mask, (w, h)) in [(a_lines[0], 0, expect(&pa, box_a0, wa, ha), (wa, ha)), (a_lines[1], 2, expect(&pa, box_a1, wa, ha), (wa, ha)), (b_lines[0], 1, expect(&pb, box_b, wb, hb), (wb, hb))] {
+        let (got_class, outline) = rasterised_line(line, w, h);
+        let (outside, iou) = cover_and_iou(&outline, &mask);
+        assert_eq!(got_class, class);
+        // The outline encloses the mask (holes are not part of YOLO polygons).
+        assert!(outside == 0 && iou >= 0.9, "class {class}: {outside} mask pixels outside the polygon, IoU {iou}");
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// `sam2 annotate` without labels segments everything and labels every mask class 0; it fails
+/// only when no image can be processed.
+#[test]
+fn annotate_without_labels_segments_everything() {
+    let fx = Fixture::open(FIXTURE);
+    let dir = out_dir("annotate-everything");
+    let (images, out, empty) = (dir.join("images"), dir.join("out"), dir.join("empty"));
+    for d in [&images, &empty] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::copy(fx.dir.join("image_a.png"), images.join("a.png")).unwrap();
+    let case = amg_case(&fx, "grid");
+    let (c, y) = (fx.dir.join("model.pt"), fx.dir.join("config.yaml"));
+    let base = ["annotate", "--weights", c.to_str().unwrap(), "--config", y.to_str().unwrap(), "--device", "cpu", "--out", out.to_str().unwrap()];
+    let mut args: Vec<String> = base.map(String::from).into();
+    args.extend(["--images".to_string(), images.display().to_string()]);
+    args.extend(generator_flags(&case["params"]));
+    let log = stdout(&sam2(&args.iter().map(String::as_str).collect::<Vec<_>>()));
+    let records = case["records"].as_array().unwrap();
+    assert!(log.contains(&format!("[1/1] a.png: {} objects", records.len())), "{log}");
+    let text = std::fs::read_to_string(out.join("a.txt")).unwrap();
+    assert_eq!(text.lines().count(), records.len());
+    for (line, r) in text.lines().zip(records) {
+        let (class, outline) = rasterised_line(line, 317, 269);
+        let size = &r["segmentation"]["size"];
+        let mask = Rle::from_coco_string(r["segmentation"]["counts"].as_str().unwrap(), size[0].as_u64().unwrap() as usize, size[1].as_u64().unwrap() as usize).unwrap().to_mask().unwrap();
+        let (outside, iou) = cover_and_iou(&outline, &mask);
+        assert!(class == 0 && outside == 0 && iou >= 0.9, "class {class}, {outside} pixels outside, IoU {iou}");
+    }
+
+    // An empty folder, and a folder of unreadable images: errors.
+    std::fs::write(images.join("a.png"), b"broken").unwrap();
+    for (folder, needle) in [(&empty, "no PNG or JPEG images"), (&images, "no image could be processed")] {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend(["--images", folder.to_str().unwrap()]);
+        let o = sam2(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(needle) && !err.contains("panicked"), "{err}");
+    }
+    std::fs::remove_dir_all(dir).ok();
 }

@@ -8,15 +8,23 @@
 //! sam2-bench --video --weights CKPT [--config YAML] [--objects 1,3,10] [--frames 8]
 //!            [--size 640x480] [--devices cpu] [--reference-python PY] [--threads 2]
 //! sam2-bench --stream N --weights CKPT [--config YAML] [--objects 2] [--size 640x480] [--devices cpu]
+//! sam2-bench --everything --weights CKPT --image IMG [--config YAML] [--points-per-side 32]
+//!            [--points-per-batch 64] [--repeat N] [--devices cpu] [--reference-python PY] [--threads 2]
 //! ```
 //!
 //! `--video`: per-frame propagation time (median after two warm-up frames) with 1, 3, 10 objects
 //! prompted by points on frame 0 of a synthetic video, and the reference's in the same run.
 //! `--stream N`: a live stream of N frames; prints the process's resident memory (VmRSS) and the
 //! session's stored outputs at the start, middle and end.
+//! `--everything`: median time of the automatic mask generator (Meta's default thresholds) on an
+//! image, its split into `set_image`, the decoder (the same point batches through
+//! `decode_points_async`, timed separately) and the rest (host-side filtering), and the
+//! reference's `SAM2AutomaticMaskGenerator` with the same parameters in the same run.
 
 use sam2_webgpu::error::{Error, Result};
 use sam2_webgpu::native::device_from_name;
+use sam2_webgpu::predictor::amg::{build_point_grid, scale_grid};
+use sam2_webgpu::predictor::automatic::{AmgOptions, AutomaticMaskGenerator};
 use sam2_webgpu::predictor::{ImagePredictor, ImageRef, PredictOptions, Prompt};
 use sam2_webgpu::predictor::video::{InMemoryFrames, PropagateOptions, VideoPrompt, VideoSession};
 use sam2_webgpu::weights::{Checkpoint, config_for, load_sam2, load_sam2_video};
@@ -204,14 +212,107 @@ fn run_stream(args: &[String], n: usize, ckpt: &Checkpoint, config: &Sam2Config)
     Ok(())
 }
 
+/// Median seconds of the automatic mask generator on one image and of its parts.
+struct EverythingTimes {
+    generate: f64,
+    masks: usize,
+    set_image: f64,
+    decoder: f64,
+}
+
+/// Segment-everything at `pps` points per side, `ppb` per batch, Meta's default thresholds:
+/// `repeat` timed `generate` calls after a warm-up (one encoder run and one decoder batch),
+/// then the same work split: `set_image` once and every grid batch through the decoder.
+fn bench_everything(name: &str, ckpt: &Checkpoint, config: &Sam2Config, image: &ImageRef, (pps, ppb): (usize, usize), repeat: usize) -> Result<EverythingTimes> {
+    let device = device_from_name(Some(name))?;
+    let model = load_sam2(ckpt, config, &device)?;
+    let options = AmgOptions { points_per_side: Some(pps), points_per_batch: ppb, ..AmgOptions::default() };
+    let mut generator = AutomaticMaskGenerator::new(model.clone(), options)?;
+    let mut predictor = ImagePredictor::new(model);
+    let points = scale_grid(&build_point_grid(pps), image.width, image.height);
+    let decode = |p: &ImagePredictor, batch: &[[f32; 2]]| {
+        burn::tensor::try_read_sync(p.decode_points_async(batch, None, true)).unwrap_or_else(|| Err(Error::State("could not wait for the device".into())))
+    };
+    let t = Instant::now();
+    predictor.set_image(image)?;
+    decode(&predictor, &points[..ppb.min(points.len())])?;
+    println!("{name}: warm-up (one set_image, one decoder batch) {:.3}s", t.elapsed().as_secs_f64());
+    let (mut total, mut encode, mut decoder, mut masks) = (Vec::new(), Vec::new(), Vec::new(), 0);
+    for _ in 0..repeat {
+        let t = Instant::now();
+        masks = generator.generate(image)?.len();
+        total.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        predictor.set_image(image)?;
+        // Reading one value waits for the whole encoder.
+        let embed = predictor.features().ok_or_else(|| Error::State("no features".into()))?.image_embed.clone();
+        embed.slice([0..1, 0..1, 0..1, 0..1]).into_data();
+        encode.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        for batch in points.chunks(ppb) {
+            decode(&predictor, batch)?;
+        }
+        decoder.push(t.elapsed().as_secs_f64());
+    }
+    Ok(EverythingTimes { generate: median(total), masks, set_image: median(encode), decoder: median(decoder) })
+}
+
+fn run_everything(args: &[String], weights: &str, ckpt: &Checkpoint, config: &Sam2Config) -> Result<()> {
+    let image_path = flag(args, "--image").ok_or_else(|| Error::Input("--image is required".into()))?;
+    let count = |name: &str, default: &str| -> Result<usize> {
+        let v = flag(args, name).unwrap_or(default);
+        v.parse().ok().filter(|&n| n > 0).ok_or_else(|| Error::Input(format!("{name} {v}: expected a positive integer")))
+    };
+    let (pps, ppb, repeat) = (count("--points-per-side", "32")?, count("--points-per-batch", "64")?, count("--repeat", "3")?);
+    let threads = flag(args, "--threads").unwrap_or("2");
+    let img = image::open(image_path).map_err(|e| Error::Input(format!("{image_path}: {e}")))?.to_rgb8();
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let rgb = img.into_raw();
+    let image = ImageRef::new(w, h, 3, &rgb)?;
+    println!("segment everything: {w}x{h}, {pps} points per side ({} prompts, batches of {ppb}), Meta's default thresholds", pps * pps);
+    let share = |part: f64, whole: f64| 100.0 * part / whole;
+    let reference = match flag(args, "--reference-python") {
+        Some(python) => {
+            let (pps_s, ppb_s, repeat_s) = (pps.to_string(), ppb.to_string(), repeat.to_string());
+            let mut cmd = vec!["--everything", "--weights", weights, "--image", image_path, "--points-per-side", &pps_s];
+            cmd.extend(["--points-per-batch", &ppb_s, "--threads", threads, "--repeat", &repeat_s]);
+            let v = reference_json(python, &cmd)?.remove(0);
+            let num = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+            let (g, e, d) = (num("everything_s"), num("set_image_s"), num("decoder_s"));
+            println!(
+                "reference (torch, {threads} threads): generate {g:.3}s, {} masks; set_image {e:.3}s ({:.0}%), decoder {d:.3}s ({:.0}%), rest {:.3}s ({:.0}%)",
+                v["masks"], share(e, g), share(d, g), g - e - d, share(g - e - d, g)
+            );
+            Some(g)
+        }
+        None => None,
+    };
+    for name in flag(args, "--devices").unwrap_or("cpu").split(',') {
+        let t = bench_everything(name, ckpt, config, &image, (pps, ppb), repeat)?;
+        let rest = t.generate - t.set_image - t.decoder;
+        print!(
+            "{name}: generate {:.3}s, {} masks; set_image {:.3}s ({:.0}%), decoder {:.3}s ({:.0}%), rest {rest:.3}s ({:.0}%)",
+            t.generate, t.masks, t.set_image, share(t.set_image, t.generate), t.decoder, share(t.decoder, t.generate), share(rest, t.generate)
+        );
+        if let Some(r) = reference {
+            print!("  (ours / reference {:.2}x)", t.generate / r);
+        }
+        println!();
+    }
+    Ok(())
+}
+
 fn run(args: &[String]) -> Result<()> {
-    if args.iter().any(|a| a == "--video" || a == "--stream") {
+    if args.iter().any(|a| a == "--video" || a == "--stream" || a == "--everything") {
         let weights = flag(args, "--weights").ok_or_else(|| Error::Input("--weights is required".into()))?;
         let ckpt = Checkpoint::from_path(weights)?;
         let config = match flag(args, "--config") {
             Some(p) => Sam2Config::from_yaml(&std::fs::read_to_string(p)?)?,
             None => config_for(&ckpt)?,
         };
+        if args.iter().any(|a| a == "--everything") {
+            return run_everything(args, weights, &ckpt, &config);
+        }
         return match flag(args, "--stream") {
             Some(n) => run_stream(args, n.parse().map_err(|_| Error::Input("--stream N".into()))?, &ckpt, &config),
             None => run_video(args, weights, &ckpt, &config),

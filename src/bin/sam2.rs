@@ -9,6 +9,9 @@
 //! sam2 track --weights CKPT [--config YAML] [--device cpu|gpu] --frames DIR
 //!            (--prompt FRAME:OBJ:point:X,Y,L | FRAME:OBJ:box:X0,Y0,X1,Y1 | FRAME:OBJ:mask:PNG)...
 //!            [--reverse] [--start F] [--max N] [--no-fill-holes] [--save-logits] --out DIR
+//! sam2 everything --weights CKPT [--config YAML] [--device cpu|gpu] --image IMG [GENERATOR FLAGS] --out DIR
+//! sam2 annotate --weights CKPT [--config YAML] [--device cpu|gpu] --images DIR [--labels DIR]
+//!               [--classes 0,2,...] [--conf C] [--max-det N] [--num-classes N] [GENERATOR FLAGS] --out DIR
 //! ```
 
 use sam2_webgpu::error::{Error, Result};
@@ -19,6 +22,9 @@ use sam2_webgpu::{Sam2Config, native, npy};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+#[path = "sam2/segment.rs"]
+mod segment;
 
 const USAGE: &str = "usage:
   sam2 info CKPT
@@ -34,7 +40,23 @@ const USAGE: &str = "usage:
     --start, backwards with --reverse, for at most --max frames after the start). Writes
     OUT/{frame:05}_{obj}.png (255 = object) for every tracked frame and object, scores.json
     (object-score logits per frame), and with --save-logits OUT/{frame:05}_{obj}.npy (low-res
-    logits [S/4, S/4]).";
+    logits [S/4, S/4]).
+  sam2 everything --weights CKPT [--config YAML] [--device cpu|gpu] --image IMG [GENERATOR FLAGS] --out DIR
+    writes OUT/annotations.json (COCO: one annotation per mask with compressed-RLE segmentation,
+    bbox, area, predicted_iou, stability_score, point_coords) and OUT/overlay.png.
+  sam2 annotate --weights CKPT [--config YAML] [--device cpu|gpu] --images DIR [--labels DIR]
+                [--classes 0,2,...] [--conf C] [--max-det N] [--num-classes N] [GENERATOR FLAGS] --out DIR
+    writes a YOLO segmentation file OUT/<stem>.txt per PNG/JPEG image of DIR: the boxes of
+    LABELS/<stem>.txt (class cx cy w h [conf], normalised) with conf > C (0.25), of the listed
+    classes, the N (300) most confident, each segmented; without --labels, every mask of the
+    image as class 0. Class ids >= --num-classes, bad label lines and unreadable files are
+    reported per file; the exit code is non-zero only if no image could be processed.
+  GENERATOR FLAGS (Meta's SAM2AutomaticMaskGenerator, defaults in brackets):
+    --points-per-side N [32] --points-per-batch N [64] --pred-iou-thresh T [0.8]
+    --stability-score-thresh T [0.95] --stability-score-offset T [1] --mask-threshold T [0]
+    --box-nms-thresh T [0.7] --crop-n-layers N [0] --crop-nms-thresh T [0.7]
+    --crop-overlap-ratio T [0.3413] --crop-n-points-downscale-factor N [1]
+    --min-mask-region-area A [0, low-res pixels] --use-m2m --no-multimask";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -43,6 +65,8 @@ fn main() -> ExitCode {
         Some("convert") => convert(&args[1..]),
         Some("predict") => predict(&args[1..]),
         Some("track") => track(&args[1..]),
+        Some("everything") => segment::everything(&args[1..]),
+        Some("annotate") => segment::annotate(&args[1..]),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             Ok(())

@@ -113,6 +113,18 @@ pub enum Segmentation {
     CocoRle { size: [usize; 2], counts: String },
 }
 
+impl Segmentation {
+    /// The mask as uncompressed RLE, whatever its form (`width × height` is the image size,
+    /// which a binary mask does not carry).
+    pub fn to_rle(&self, width: usize, height: usize) -> Result<Rle> {
+        match self {
+            Segmentation::BinaryMask(mask) => Rle::from_mask(mask, width, height),
+            Segmentation::Rle(rle) => Ok(rle.clone()),
+            Segmentation::CocoRle { size, counts } => Rle::from_coco_string(counts, size[0], size[1]),
+        }
+    }
+}
+
 /// One output mask, as Meta's `generate` returns it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AmgRecord {
@@ -410,6 +422,7 @@ mod tests {
         for (mode, want) in [(OutputMode::BinaryMask, "binary"), (OutputMode::UncompressedRle, "rle"), (OutputMode::CocoRle, "coco")] {
             let out = AmgOptions { output_mode: mode, ..AmgOptions::default() }.to_records(vec![r.clone()]).unwrap().remove(0);
             assert_eq!((out.area, out.bbox, out.crop_box), (8, [2.0, 3.0, 3.0, 1.0], [0.0, 10.0, 40.0, 20.0]));
+            assert_eq!(out.segmentation.to_rle(40, 30).unwrap(), r.rle);
             match (&out.segmentation, want) {
                 (Segmentation::BinaryMask(m), "binary") => assert_eq!(m.len(), 1200),
                 (Segmentation::Rle(rle), "rle") => assert_eq!(rle, &r.rle),

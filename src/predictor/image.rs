@@ -57,7 +57,8 @@ pub struct Prediction {
     pub object_score_logit: f32,
 }
 
-/// Low-resolution outputs of [`ImagePredictor::decode_points_async`].
+/// Low-resolution outputs of [`ImagePredictor::decode_points_async`] and
+/// [`ImagePredictor::decode_boxes_async`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct LowResBatch {
     /// Masks per prompt M (3 with multimask output, else 1).
@@ -210,6 +211,22 @@ impl ImagePredictor {
         }
         let coords = scale_points(points, state.width, state.height, self.model.config.image_size);
         let (num_masks, low_res_logits, iou_predictions, _) = self.decode(state, &coords, &labels, points.len(), mask_input.map(<[f32]>::to_vec), multimask_output).await?;
+        Ok(LowResBatch { num_masks, low_res_logits, iou_predictions })
+    }
+
+    /// Low-resolution decoder outputs for `B` box prompts `[x0, y0, x1, y1]` (pixels of the
+    /// current image) decoded as one batch: what [`Self::predict_async`] computes for boxes
+    /// alone, before upsampling (unclamped logits `[B, M, S/4, S/4]`; the auto-annotator
+    /// upsamples one mask at a time instead of holding `B` full-size masks).
+    pub async fn decode_boxes_async(&self, boxes: &[[f32; 4]], multimask_output: bool) -> Result<LowResBatch> {
+        let state = self.image.as_ref().ok_or_else(|| Error::State("decode called before set_image".into()))?;
+        validate_box(boxes, state.width, state.height)?;
+        if boxes.is_empty() {
+            return Ok(LowResBatch { num_masks: if multimask_output { 3 } else { 1 }, low_res_logits: Vec::new(), iou_predictions: Vec::new() });
+        }
+        let coords: Vec<[f32; 2]> = scale_boxes(boxes, state.width, state.height, self.model.config.image_size).into_iter().flatten().collect();
+        let labels = [label::BOX_TOP_LEFT, label::BOX_BOTTOM_RIGHT].repeat(boxes.len());
+        let (num_masks, low_res_logits, iou_predictions, _) = self.decode(state, &coords, &labels, boxes.len(), None, multimask_output).await?;
         Ok(LowResBatch { num_masks, low_res_logits, iou_predictions })
     }
 

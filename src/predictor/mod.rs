@@ -1,7 +1,8 @@
 //! Predictors over the model: pre-processing, the image predictor, the automatic mask generator,
-//! post-processing and label export.
+//! post-processing, label export and auto-annotation.
 
 pub mod amg;
+pub mod annotate;
 pub mod automatic;
 pub mod components;
 pub mod image;

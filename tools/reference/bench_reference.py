@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""Time Meta's reference SAM 2 image predictor on CPU (for speed ratios against the Rust port).
+"""Time Meta's reference SAM 2 on CPU (image predictor, video predictor, automatic mask
+generator) for speed ratios against the Rust port.
 
     python tools/reference/bench_reference.py --weights CKPT --image PNG [--threads 2] [--repeat N]
                                               [--config CONFIG]
     python tools/reference/bench_reference.py --video --weights CKPT [--frames 8]
                                               [--size 640x480] [--objects 1,3,10] [--threads 2]
+    python tools/reference/bench_reference.py --everything --weights CKPT --image PNG
+                                              [--points-per-side 32] [--points-per-batch 64]
+                                              [--threads 2] [--repeat N]
 
 CKPT is an official-layout checkpoint ({"model": state_dict}), e.g. one written by
 make_fixtures.py. The Hydra config is, in this order: --config (a .yaml path, or a config name
@@ -25,6 +29,13 @@ timed (frame 0 is the prompted frame: only its memory encoding runs, in the pref
 one JSON line per N: {"objects": N, "per_frame_s": median over frames 2.. (the first two yielded
 frames are warm-up), "total_s": the whole propagation, "frames": F, "threads": n, ...}. Meta's
 `init_state` (frame loading, frame-0 features) and the prompts are not timed.
+
+--everything times `SAM2AutomaticMaskGenerator.generate` (Meta's default thresholds and crop
+settings, --points-per-side and --points-per-batch) after a warm-up (one set_image, one
+predict), --repeat times, and how long the encoder (`set_image`) and the decoder (the prompt
+encoder and mask decoder modules, as `decode_points_async` covers them on our side) took within
+each call; prints one JSON line: {"everything_s", "set_image_s", "decoder_s": medians,
+"masks": records of the last call, ...}.
 """
 
 import argparse
@@ -155,6 +166,65 @@ def bench_video(args):
     return 0
 
 
+def bench_everything(args):
+    from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
+
+    torch.set_num_threads(args.threads)
+    torch.set_grad_enabled(False)
+    config = resolve_config(args)
+    model = build_sam2(config, ckpt_path=args.weights, device="cpu", mode="eval")
+    s = int(model.image_size)
+    generator = SAM2AutomaticMaskGenerator(model, points_per_side=args.points_per_side,
+                                           points_per_batch=args.points_per_batch)
+    predictor = generator.predictor
+    # hard-coded for 1024 in Meta's predictor
+    predictor._bb_feat_sizes = [(s // 4, s // 4), (s // 8, s // 8), (s // 16, s // 16)]
+    spent = {"set_image": 0.0, "decoder": 0.0}
+
+    def timed(key, fn):
+        def wrapper(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                spent[key] += time.perf_counter() - t0
+        return wrapper
+
+    predictor.set_image = timed("set_image", predictor.set_image)
+    model.sam_prompt_encoder.forward = timed("decoder", model.sam_prompt_encoder.forward)
+    model.sam_mask_decoder.forward = timed("decoder", model.sam_mask_decoder.forward)
+
+    image = np.array(Image.open(args.image).convert("RGB"))
+    h, w = image.shape[:2]
+    predictor.set_image(image)  # warm-up
+    predictor.predict(point_coords=np.array([[w / 2.0, h / 2.0]], dtype=np.float32),
+                      point_labels=np.array([1]), multimask_output=True)
+    totals, encoder, decoder, masks = [], [], [], 0
+    for _ in range(args.repeat):
+        spent.update(set_image=0.0, decoder=0.0)
+        t0 = time.perf_counter()
+        masks = len(generator.generate(image))
+        totals.append(time.perf_counter() - t0)
+        encoder.append(spent["set_image"])
+        decoder.append(spent["decoder"])
+
+    print(json.dumps({
+        "everything_s": round(statistics.median(totals), 4),
+        "set_image_s": round(statistics.median(encoder), 4),
+        "decoder_s": round(statistics.median(decoder), 4),
+        "masks": masks,
+        "points_per_side": args.points_per_side,
+        "points_per_batch": args.points_per_batch,
+        "threads": args.threads,
+        "repeat": args.repeat,
+        "config": config,
+        "image_size": s,
+        "image_hw": [h, w],
+        "torch": torch.__version__.split("+")[0],
+    }), flush=True)
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description="Time Meta's SAM 2 image or video predictor on CPU.")
     ap.add_argument("--weights", required=True, help="checkpoint, {'model': state_dict}")
@@ -170,11 +240,17 @@ def main():
                          "name) instead of the synthetic scene")
     ap.add_argument("--objects", default="1,3,10",
                     help="video mode: comma-separated object counts, one run each")
+    ap.add_argument("--everything", action="store_true",
+                    help="time SAM2AutomaticMaskGenerator.generate on --image instead")
+    ap.add_argument("--points-per-side", type=int, default=32, help="everything mode")
+    ap.add_argument("--points-per-batch", type=int, default=64, help="everything mode")
     args = ap.parse_args()
     if args.video:
         return bench_video(args)
     if args.image is None:
         ap.error("--image is required (or --video)")
+    if args.everything:
+        return bench_everything(args)
 
     torch.set_num_threads(args.threads)
     torch.set_grad_enabled(False)

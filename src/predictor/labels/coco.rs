@@ -3,6 +3,7 @@
 
 use super::Polygon;
 use crate::error::{Error, Result};
+use crate::predictor::automatic::AmgRecord;
 use crate::predictor::rle::Rle;
 use serde::{Deserialize, Serialize};
 
@@ -86,6 +87,14 @@ impl CocoAnnotation {
         }
     }
 
+    /// An annotation for a record of the automatic mask generator on a `width × height` image:
+    /// compressed RLE, area and pycocotools' box from the mask (not the record's Meta-style
+    /// box), plus the predicted IoU, stability score and prompt point.
+    pub fn from_amg_record(id: u64, image_id: u64, category_id: u64, record: &AmgRecord, width: usize, height: usize) -> Result<Self> {
+        let ann = Self::from_rle(id, image_id, category_id, &record.segmentation.to_rle(width, height)?);
+        Ok(Self { predicted_iou: Some(record.predicted_iou), stability_score: Some(record.stability_score), point_coords: Some(vec![record.point_coords]), ..ann })
+    }
+
     /// The same annotation with its mask as polygons (the exteriors of `polygons`; holes are
     /// lost, area and box stay those of the mask).
     pub fn with_polygons(self, polygons: &[Polygon]) -> Self {
@@ -145,5 +154,26 @@ mod tests {
         assert!(v["annotations"][1]["segmentation"][0].as_array().unwrap().len() >= 8);
         assert_eq!(CocoDataset::from_json(&json).unwrap(), data);
         assert!(CocoDataset::from_json("{\"images\": 3}").is_err());
+    }
+
+    #[test]
+    fn generator_records_keep_their_scores_and_point() {
+        use crate::predictor::automatic::{AmgRecord, Segmentation};
+        let mask = [false, true, true, false, true, false];
+        let rle = Rle::from_mask(&mask, 3, 2).unwrap();
+        let record = AmgRecord {
+            segmentation: Segmentation::BinaryMask(mask.to_vec()),
+            area: 3,
+            bbox: [1.0, 0.0, 1.0, 1.0],
+            predicted_iou: 0.75,
+            point_coords: [1.5, 0.5],
+            stability_score: 0.5,
+            crop_box: [0.0, 0.0, 3.0, 2.0],
+        };
+        let ann = CocoAnnotation::from_amg_record(4, 1, 1, &record, 3, 2).unwrap();
+        assert_eq!(ann.segmentation, CocoSegmentation::Rle { size: [2, 3], counts: rle.to_coco_string() });
+        assert_eq!((ann.area, ann.bbox), (3.0, [1.0, 0.0, 2.0, 2.0]), "pycocotools' box, not Meta's");
+        assert_eq!((ann.predicted_iou, ann.stability_score, ann.point_coords), (Some(0.75), Some(0.5), Some(vec![[1.5, 0.5]])));
+        assert!(CocoAnnotation::from_amg_record(4, 1, 1, &record, 2, 2).is_err(), "wrong image size");
     }
 }
