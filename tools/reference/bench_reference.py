@@ -113,16 +113,7 @@ def bench_video(args):
     w, h = (int(v) for v in args.size.lower().split("x"))
     config = resolve_config(args)
     predictor = build_sam2_video_predictor(config, ckpt_path=args.weights, device="cpu")
-    # CPU bf16 fix (make_video_fixtures.py): upcast the bf16 memory bank at the attention
-    attn = predictor.memory_attention
-    orig = attn.forward
-
-    def forward(curr, memory, curr_pos=None, memory_pos=None, num_obj_ptr_tokens=0):
-        dt = curr[0].dtype if isinstance(curr, list) else curr.dtype
-        return orig(curr=curr, memory=memory.to(dt), curr_pos=curr_pos,
-                    memory_pos=memory_pos.to(dt), num_obj_ptr_tokens=num_obj_ptr_tokens)
-
-    attn.forward = forward
+    mv.upcast_memory_at_attention(predictor)
     with tempfile.TemporaryDirectory() as tmp:
         if args.frames_dir:
             paths = sorted(Path(args.frames_dir).glob("*.png"))[:args.frames]

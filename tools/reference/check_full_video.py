@@ -99,16 +99,7 @@ def run_reference(ckpt, frame_paths, ref_dir, threads):
     GlobalHydra.instance().clear()
     initialize_config_module("sam2", version_base="1.2")
     predictor = build_sam2_video_predictor(CONFIG, ckpt_path=str(ckpt), device="cpu")
-    # CPU bf16 fix (see make_video_fixtures.py): upcast the bf16 memory at the attention
-    attn = predictor.memory_attention
-    orig = attn.forward
-
-    def forward(curr, memory, curr_pos=None, memory_pos=None, num_obj_ptr_tokens=0):
-        dt = curr[0].dtype if isinstance(curr, list) else curr.dtype
-        return orig(curr=curr, memory=memory.to(dt), curr_pos=curr_pos,
-                    memory_pos=memory_pos.to(dt), num_obj_ptr_tokens=num_obj_ptr_tokens)
-
-    attn.forward = forward
+    mv.upcast_memory_at_attention(predictor)
     mv.video_predictor_module.load_video_frames = mv.frame_loader(frame_paths)
     t0 = time.perf_counter()
     state = predictor.init_state(video_path=str(frame_paths[0].parent))

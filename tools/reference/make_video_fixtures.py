@@ -218,6 +218,22 @@ def build_predictor(model_dir, obj_score_head=None):
     return predictor
 
 
+def upcast_memory_at_attention(predictor):
+    """The CPU bf16 fix (reference.md) for scripts that only time or compare outputs: the memory
+    bank holds bfloat16 maskmem_features; when no float32 object pointer is concatenated to
+    them, `memory` stays bfloat16 and the float32 attention fails on CPU. Upcasting (exact) to
+    the dtype of `curr` fixes it. (Capture below does the same and records the call.)"""
+    attn = predictor.memory_attention
+    orig = attn.forward
+
+    def forward(curr, memory, curr_pos=None, memory_pos=None, num_obj_ptr_tokens=0):
+        dt = curr[0].dtype if isinstance(curr, list) else curr.dtype
+        return orig(curr=curr, memory=memory.to(dt), curr_pos=curr_pos,
+                    memory_pos=memory_pos.to(dt), num_obj_ptr_tokens=num_obj_ptr_tokens)
+
+    attn.forward = forward
+
+
 def model_overrides(predictor):
     """The tensors that differ from model.pt (see OBJ_SCORE_HEAD)."""
     sd = predictor.state_dict()
