@@ -1,16 +1,20 @@
-//! The wasm-bindgen surface: load a checkpoint from bytes onto WebGPU, set an image, predict.
+//! The wasm-bindgen surface: load a checkpoint from bytes onto WebGPU, then the image
+//! predictor and automatic masks ([`Sam2Model`]) and video tracking ([`Sam2VideoSession`]).
 //!
 //! Every method returns a `Result` (a rejected promise with an `Error` in JS), never a trap.
 //! GPU data is read back asynchronously only.
 
-use crate::config::Sam2Config;
+mod automatic;
+mod image;
+mod video;
+
+pub use image::Sam2Model;
+pub use video::Sam2VideoSession;
+
 use crate::error::Error;
-use crate::predictor::{ImagePredictor, ImageRef, PredictOptions, Prediction, Prompt};
-use crate::weights::{Checkpoint, config_for, load_sam2, parameter_count};
 use burn::tensor::Device;
-use js_sys::{Float32Array, Object, Reflect, Uint8Array};
+use js_sys::{Array, Object, Reflect};
 use std::cell::RefCell;
-use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
 thread_local! {
@@ -36,88 +40,62 @@ fn js_err(e: Error) -> JsError {
     JsError::new(&e.to_string())
 }
 
+/// The error of a call made while another call on the same model or session is running.
+fn busy() -> JsError {
+    JsError::new("the model is busy: wait for the pending call to finish")
+}
+
 fn set(obj: &Object, key: &str, value: impl Into<JsValue>) -> Result<(), JsError> {
     Reflect::set(obj, &JsValue::from_str(key), &value.into()).map_err(|_| JsError::new("could not build the result object"))?;
     Ok(())
 }
 
-/// A SAM 2 model with an image predictor, running on WebGPU.
-#[wasm_bindgen]
-pub struct Sam2Model {
-    predictor: Rc<RefCell<ImagePredictor>>,
-    info: String,
+/// A JS array of numbers.
+fn numbers(values: impl IntoIterator<Item = f64>) -> Array {
+    values.into_iter().map(JsValue::from_f64).collect()
 }
 
-#[wasm_bindgen]
-impl Sam2Model {
-    /// Loads Meta's `.pt` or a safetensors checkpoint from bytes. `config_yaml` (Meta's Hydra
-    /// YAML) is needed only for non-official sizes; otherwise the preset is detected.
-    pub async fn load(bytes: Vec<u8>, config_yaml: Option<String>) -> Result<Sam2Model, JsError> {
-        console_error_panic_hook::set_once();
-        let ckpt = Checkpoint::from_bytes(bytes).map_err(js_err)?;
-        let config = match config_yaml {
-            Some(yaml) => Sam2Config::from_yaml(&yaml).map_err(js_err)?,
-            None => config_for(&ckpt).map_err(js_err)?,
-        };
-        let device = webgpu_device().await?;
-        let model = load_sam2(&ckpt, &config, &device).map_err(js_err)?;
-        let info = format!(
-            "{{\"version\":\"{}\",\"size\":\"{}\",\"imageSize\":{},\"parameters\":{},\"backend\":\"webgpu\"}}",
-            config.version,
-            config.size,
-            config.image_size,
-            parameter_count(&ckpt)
-        );
-        Ok(Sam2Model { predictor: Rc::new(RefCell::new(ImagePredictor::new(model))), info })
+/// Checks an options object (`undefined` or `null`: `None`), rejecting keys outside `known` so
+/// that a misspelt option is not silently ignored.
+fn options_object(options: &JsValue, known: &[&str]) -> Result<Option<Object>, JsError> {
+    if options.is_undefined() || options.is_null() {
+        return Ok(None);
     }
-
-    /// Model facts as a JSON string.
-    pub fn info(&self) -> String {
-        self.info.clone()
-    }
-
-    /// Computes the image embedding of RGBA pixels (`width·height·4` bytes).
-    #[wasm_bindgen(js_name = setImage)]
-    pub fn set_image(&self, rgba: &[u8], width: usize, height: usize) -> Result<(), JsError> {
-        let image = ImageRef::new(width, height, 4, rgba).map_err(js_err)?;
-        self.predictor.try_borrow_mut().map_err(|_| JsError::new("the model is busy"))?.set_image(&image).map_err(js_err)
-    }
-
-    /// Predicts masks for one object: `points` `[x0, y0, x1, y1, ...]` in image pixels with one
-    /// label each, an optional box `[x0, y0, x1, y1]`, optional low-res mask logits.
-    /// Resolves to `{numMasks, width, height, masks: Uint8Array, scores: Float32Array,
-    /// lowResLogits: Float32Array, objectScoreLogit}`.
-    pub fn predict(
-        &self,
-        points: Vec<f32>,
-        labels: Vec<i32>,
-        bbox: Option<Vec<f32>>,
-        mask_input: Option<Vec<f32>>,
-        multimask_output: bool,
-    ) -> Result<js_sys::Promise, JsError> {
-        if points.len() % 2 != 0 {
-            return Err(JsError::new("points must hold x, y pairs"));
+    let obj: Object = options.clone().dyn_into().map_err(|_| JsError::new("options must be an object"))?;
+    for key in Object::keys(&obj).iter() {
+        let key = key.as_string().unwrap_or_default();
+        if !known.contains(&key.as_str()) {
+            return Err(JsError::new(&format!("unknown option `{key}` (known: {})", known.join(", "))));
         }
-        let bbox = match bbox {
-            Some(b) => Some(<[f32; 4]>::try_from(b.as_slice()).map_err(|_| JsError::new("a box needs 4 numbers"))?),
-            None => None,
-        };
-        let prompt = Prompt { points: points.chunks_exact(2).map(|p| [p[0], p[1]]).collect(), labels, bbox, mask_input };
-        let predictor = Rc::clone(&self.predictor);
-        Ok(wasm_bindgen_futures::future_to_promise(async move {
-            let guard = predictor.try_borrow().map_err(|_| JsError::new("the model is busy"))?;
-            let options = PredictOptions { multimask_output, return_logits: false };
-            let mut out = guard.predict_async(&[prompt], options).await.map_err(js_err)?;
-            let p: Prediction = out.pop().ok_or_else(|| JsError::new("no prediction"))?;
-            let obj = Object::new();
-            set(&obj, "numMasks", p.num_masks as u32)?;
-            set(&obj, "width", p.width as u32)?;
-            set(&obj, "height", p.height as u32)?;
-            set(&obj, "masks", Uint8Array::from(p.masks.as_slice()))?;
-            set(&obj, "scores", Float32Array::from(p.scores.as_slice()))?;
-            set(&obj, "lowResLogits", Float32Array::from(p.low_res_logits.as_slice()))?;
-            set(&obj, "objectScoreLogit", p.object_score_logit)?;
-            Ok(obj.into())
-        }))
     }
+    Ok(Some(obj))
+}
+
+/// `obj[key]` as a number, `None` when absent; an error naming the key when it is not a number.
+fn opt_number(obj: &Option<Object>, key: &str) -> Result<Option<f64>, JsError> {
+    let Some(obj) = obj else { return Ok(None) };
+    let v = Reflect::get(obj, &JsValue::from_str(key)).map_err(|_| JsError::new(&format!("could not read option `{key}`")))?;
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    v.as_f64().filter(|x| x.is_finite()).map(Some).ok_or_else(|| JsError::new(&format!("option `{key}` must be a finite number")))
+}
+
+/// `obj[key]` as a non-negative integer.
+fn opt_count(obj: &Option<Object>, key: &str) -> Result<Option<usize>, JsError> {
+    match opt_number(obj, key)? {
+        Some(x) if x < 0.0 || x.fract() != 0.0 => Err(JsError::new(&format!("option `{key}` must be a non-negative integer, got {x}"))),
+        Some(x) => Ok(Some(x as usize)),
+        None => Ok(None),
+    }
+}
+
+/// `obj[key]` as a boolean.
+fn opt_bool(obj: &Option<Object>, key: &str) -> Result<Option<bool>, JsError> {
+    let Some(obj) = obj else { return Ok(None) };
+    let v = Reflect::get(obj, &JsValue::from_str(key)).map_err(|_| JsError::new(&format!("could not read option `{key}`")))?;
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    v.as_bool().map(Some).ok_or_else(|| JsError::new(&format!("option `{key}` must be a boolean")))
 }
