@@ -38,3 +38,18 @@ export function launch({ webgpu = true } = {}) {
   if (webgpu) args.push('--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-webgpu-adapter=swiftshader');
   return chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args, headless: true });
 }
+
+/**
+ * Serves ROOT, launches Chromium and opens `tests/browser/<html>` with its console forwarded,
+ * waiting until the page sets `window.ready`; resolves to { page, close }.
+ */
+export async function openTestPage(html) {
+  const server = await serve();
+  const browser = await launch();
+  const page = await browser.newPage();
+  page.on('console', (m) => console.log(`[page] ${m.text()}`));
+  page.on('pageerror', (e) => console.log(`[page error] ${e.message}`));
+  await page.goto(`${server.url}/tests/browser/${html}`);
+  await page.waitForFunction(() => window.ready === true);
+  return { page, close: async () => { await browser.close(); await server.close(); } };
+}

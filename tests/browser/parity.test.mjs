@@ -2,24 +2,17 @@
 // tolerance (run by ./build.sh test after the wasm package is built into www/pkg).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { serve, launch } from './harness.mjs';
+import { openTestPage } from './harness.mjs';
 
 const TOL = 1e-4;
-let server, browser, page;
+let page, close;
 
 before(async () => {
-  server = await serve();
-  browser = await launch();
-  page = await browser.newPage();
-  page.on('console', (m) => console.log(`[page] ${m.text()}`));
-  page.on('pageerror', (e) => console.log(`[page error] ${e.message}`));
-  await page.goto(`${server.url}/tests/browser/parity.html`);
-  await page.waitForFunction(() => window.ready === true);
+  ({ page, close } = await openTestPage('parity.html'));
 });
 
 after(async () => {
-  await browser?.close();
-  await server?.close();
+  await close?.();
 });
 
 for (const [fixture, caseName] of [['sam2.1_hiera_reduced', 'point'], ['sam2.1_hiera_reduced', 'box'], ['sam2_hiera_reduced', 'point_multimask']]) {

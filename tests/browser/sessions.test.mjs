@@ -2,24 +2,17 @@
 // against the reference fixtures (run by ./build.sh test after the wasm package is built).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { serve, launch } from './harness.mjs';
+import { openTestPage } from './harness.mjs';
 
 const VIDEO_TOL = 2e-3;
-let server, browser, page;
+let page, close;
 
 before(async () => {
-  server = await serve();
-  browser = await launch();
-  page = await browser.newPage();
-  page.on('console', (m) => console.log(`[page] ${m.text()}`));
-  page.on('pageerror', (e) => console.log(`[page error] ${e.message}`));
-  await page.goto(`${server.url}/tests/browser/sessions.html`);
-  await page.waitForFunction(() => window.ready === true);
+  ({ page, close } = await openTestPage('sessions.html'));
 });
 
 after(async () => {
-  await browser?.close();
-  await server?.close();
+  await close?.();
 });
 
 test('automatic masks on WebGPU equal the reference COCO RLE', { timeout: 300_000 }, async () => {
