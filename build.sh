@@ -4,6 +4,8 @@
 #   ./build.sh serve [PORT]   build the wasm package and serve the demo on http://127.0.0.1:PORT/www/
 #   ./build.sh test           every test: unit + parity on CPU and wgpu (llvmpipe), browser (WebGPU)
 #   ./build.sh wasm [--release]  build the wasm package into www/pkg
+#   ./build.sh package        build the release wasm and pack the npm package (sam2-webgpu) into dist/
+#   ./build.sh bench-browser  benchmark the wasm build against onnxruntime-web in Chromium
 #   ./build.sh setup          only install the tools
 #
 # Build outputs go to $CARGO_TARGET_DIR (default ~/.cache/sam2-webgpu/target) so repeated runs and
@@ -43,11 +45,16 @@ setup() {
     log "cargo: installing wasm-bindgen-cli $want"
     cargo install -q wasm-bindgen-cli --version "=$want"
   fi
-  # playwright-core (drives Debian's chromium) and binaryen's wasm-opt (Debian's is too old).
-  if [ ! -d node_modules/playwright-core ] || [ ! -x node_modules/.bin/wasm-opt ]; then
-    log "npm: installing playwright-core and binaryen"
-    npm ci --no-audit --no-fund --silent
-  fi
+  # npm dev tools: playwright-core (drives Debian's chromium), binaryen's wasm-opt (Debian's is
+  # too old), vite and typescript (the package test), onnxruntime-web (the browser benchmark).
+  local pkg
+  for pkg in playwright-core binaryen vite typescript onnxruntime-web; do
+    if [ ! -f "node_modules/$pkg/package.json" ]; then
+      log "npm: installing the dev tools of package.json"
+      npm ci --no-audit --no-fund --silent
+      break
+    fi
+  done
 }
 
 wasm() {
@@ -74,6 +81,13 @@ run_tests() {
   node --test --test-concurrency=1 tests/browser/
 }
 
+package() {
+  wasm --release
+  mkdir -p dist
+  log "npm pack www -> dist/"
+  npm pack ./www --pack-destination dist
+}
+
 serve() {
   local port="${1:-8080}"
   wasm --release
@@ -87,5 +101,7 @@ case "$cmd" in
   wasm) setup; wasm "$@" ;;
   test) setup; run_tests ;;
   serve) setup; serve "$@" ;;
-  *) echo "usage: $0 [setup|wasm [--release]|test|serve [PORT]]" >&2; exit 2 ;;
+  package) setup; package ;;
+  bench-browser) setup; node tools/bench/browser.mjs "$@" ;;
+  *) echo "usage: $0 [setup|wasm [--release]|test|serve [PORT]|package|bench-browser [--runs N]]" >&2; exit 2 ;;
 esac

@@ -31,7 +31,7 @@ async function setImage(file) {
   ctx.drawImage(bitmap, 0, 0);
   image = ctx.getImageData(0, 0, bitmap.width, bitmap.height);
   const t0 = performance.now();
-  model.setImage(image.data, image.width, image.height);
+  await model.setImage(image.data, image.width, image.height);
   points = [];
   overlay.getContext('2d').clearRect(0, 0, overlay.width, overlay.height);
   status(`Image ${image.width}×${image.height} queued for encoding (${(performance.now() - t0).toFixed(0)} ms). Click on it.`);

@@ -127,6 +127,13 @@ impl ImagePredictor {
         Ok(())
     }
 
+    /// Waits until the device has computed the current image's features (reads one value back
+    /// asynchronously), so that callers can time the encoder or know the GPU work is done.
+    pub async fn features_ready_async(&self) -> Result<()> {
+        let features = self.features().ok_or_else(|| Error::State("no image is set".into()))?;
+        read_f32(features.image_embed.clone().slice([0..1, 0..1, 0..1, 0..1])).await.map(|_| ())
+    }
+
     /// Forgets the current image.
     pub fn reset(&mut self) {
         self.image = None;

@@ -2,10 +2,12 @@
 //! predictor and automatic masks ([`Sam2Model`]) and video tracking ([`Sam2VideoSession`]).
 //!
 //! Every method returns a `Result` (a rejected promise with an `Error` in JS), never a trap.
-//! GPU data is read back asynchronously only.
+//! GPU data is read back asynchronously only. Without WebGPU the same API runs on burn's CPU
+//! backend compiled to wasm, and `info()` says so.
 
 mod automatic;
 mod image;
+mod labels;
 mod video;
 
 pub use image::Sam2Model;
@@ -13,32 +15,105 @@ pub use video::Sam2VideoSession;
 
 use crate::error::Error;
 use burn::tensor::Device;
+use burn::tensor::wgpu::wgpu;
 use js_sys::{Array, Object, Reflect};
 use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 
+/// The WebGPU device of this wasm instance and what it runs on.
+#[derive(Clone)]
+struct Gpu {
+    device: Device,
+    /// The wgpu handle, kept to destroy the device in the device-loss test.
+    handle: wgpu::Device,
+    /// The adapter, as the browser describes it (`vendor architecture description`).
+    adapter: String,
+}
+
 thread_local! {
-    /// The WebGPU device: burn's wgpu runtime can be initialised once per wasm instance, so every
-    /// model loaded in this instance shares it.
-    static DEVICE: RefCell<Option<Device>> = const { RefCell::new(None) };
+    /// burn's wgpu runtime can be initialised once per wasm instance, so every model loaded in
+    /// this instance shares the device.
+    static GPU: RefCell<Option<Gpu>> = const { RefCell::new(None) };
 }
 
-/// The shared WebGPU device, initialised on first use.
-async fn webgpu_device() -> Result<Device, JsError> {
-    if let Some(device) = DEVICE.with(|d| d.borrow().clone()) {
-        return Ok(device);
+/// Whether the JS global (window or worker) has `navigator.gpu`.
+fn has_webgpu() -> bool {
+    let global = js_sys::global();
+    Reflect::get(&global, &JsValue::from_str("navigator"))
+        .ok()
+        .filter(|n| n.is_object())
+        .and_then(|n| Reflect::get(&n, &JsValue::from_str("gpu")).ok())
+        .is_some_and(|gpu| gpu.is_object())
+}
+
+/// The shared WebGPU device (high-performance adapter), initialised on first use.
+async fn webgpu() -> Result<Gpu, String> {
+    if let Some(gpu) = GPU.with(|g| g.borrow().clone()) {
+        return Ok(gpu);
     }
-    let device = Device::wgpu_options()
-        .init_async()
-        .await
-        .map_err(|e| JsError::new(&format!("WebGPU is not available: {e}")))?;
-    DEVICE.with(|d| *d.borrow_mut() = Some(device.clone()));
-    Ok(device)
+    if !has_webgpu() {
+        return Err("this browser has no WebGPU (navigator.gpu is missing)".into());
+    }
+    let (device, setup) = Device::wgpu_options().init_with_setup_async().await.map_err(|e| format!("no WebGPU adapter: {e}"))?;
+    let info = setup.adapter.get_info();
+    let adapter = [info.vendor.to_string(), info.name.clone(), info.driver.clone()]
+        .into_iter()
+        .filter(|s| !s.is_empty() && s != "0")
+        .collect::<Vec<_>>()
+        .join(" ");
+    let gpu = Gpu { device, handle: setup.device, adapter };
+    GPU.with(|g| *g.borrow_mut() = Some(gpu.clone()));
+    Ok(gpu)
 }
 
-fn js_err(e: Error) -> JsError {
-    JsError::new(&e.to_string())
+/// Where a model runs: `{backend, adapter, fallbackReason}` for `info()`, and the device.
+pub(crate) struct Placement {
+    pub device: Device,
+    pub backend: &'static str,
+    pub adapter: String,
+    /// Why WebGPU was not used, when the CPU was a fallback.
+    pub fallback_reason: Option<String>,
 }
+
+/// Picks the device for `backend`: `"webgpu"` (fails without WebGPU), `"cpu"` (burn's flex
+/// backend in wasm, single-threaded), or `"auto"`/absent (WebGPU, else the CPU with the reason).
+async fn placement(backend: Option<&str>) -> Result<Placement, JsError> {
+    let cpu = |reason| Placement { device: Device::flex(), backend: "cpu", adapter: "wasm (single thread)".into(), fallback_reason: reason };
+    match backend.unwrap_or("auto") {
+        "cpu" => Ok(cpu(None)),
+        "webgpu" => {
+            let gpu = webgpu().await.map_err(|e| JsError::new(&format!("WebGPU is not available: {e}")))?;
+            Ok(Placement { device: gpu.device, backend: "webgpu", adapter: gpu.adapter, fallback_reason: None })
+        }
+        "auto" => Ok(match webgpu().await {
+            Ok(gpu) => Placement { device: gpu.device, backend: "webgpu", adapter: gpu.adapter, fallback_reason: None },
+            Err(reason) => cpu(Some(reason)),
+        }),
+        other => Err(JsError::new(&format!("unknown backend {other:?}: use \"auto\", \"webgpu\" or \"cpu\""))),
+    }
+}
+
+/// Destroys this instance's WebGPU device, as a driver reset or a GPU being unplugged would:
+/// for testing that pending and later calls reject with a clear error (`Sam2.load` in a new
+/// worker recovers). Returns whether there was a device.
+#[wasm_bindgen(js_name = _destroyWebgpuDevice)]
+pub fn destroy_webgpu_device() -> bool {
+    GPU.with(|g| g.borrow().as_ref().map(|gpu| gpu.handle.destroy()).is_some())
+}
+
+/// A library error as a JS `Error`; a lost GPU device (burn reports it as a poisoned device on
+/// the next read) gets a message that says so and what to do.
+fn js_err(e: Error) -> JsError {
+    let message = e.to_string();
+    if message.contains("Poison") || message.contains("poison") || message.contains("device was lost") {
+        let first_line = message.lines().next().unwrap_or_default();
+        return JsError::new(&format!("{DEVICE_LOST} ({first_line})"));
+    }
+    JsError::new(&message)
+}
+
+/// The start of the message of every error caused by a lost GPU device.
+pub const DEVICE_LOST: &str = "the GPU device was lost; load the model again";
 
 /// The error of a call made while another call on the same model or session is running.
 fn busy() -> JsError {

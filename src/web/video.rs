@@ -6,7 +6,7 @@ use super::{busy, js_err, opt_bool, opt_count, options_object, set};
 use crate::model::Sam2;
 use crate::predictor::video::{FrameSource, InMemoryFrames};
 use crate::predictor::{FrameResult, ImageRef, PropagateOptions, VideoPrompt, VideoSession};
-use js_sys::{Array, Float32Array, Function, Object, Promise, Uint32Array};
+use js_sys::{Array, Float32Array, Function, Object, Promise, Uint8Array, Uint32Array};
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
@@ -38,16 +38,21 @@ impl State {
     }
 }
 
-/// `{frame, objIds: Uint32Array, lowResSize, lowResLogits: Float32Array, objectScores:
-/// Float32Array}`: `lowResLogits` holds `lowResSize²` logits per object in `objIds` order;
-/// an object without output on the frame has `NaN` as its score.
-fn frame_object(r: &FrameResult) -> Result<JsValue, JsError> {
+/// `{frame, objIds: Uint32Array, width, height, masks: Uint8Array, lowResSize, lowResLogits:
+/// Float32Array, objectScores: Float32Array}`: `masks` holds one `width·height` mask (1 =
+/// object) at video resolution and `lowResLogits` `lowResSize²` logits per object, in `objIds`
+/// order; an object without output on the frame has `NaN` as its score.
+fn frame_object(r: &FrameResult, (width, height): (usize, usize)) -> Result<JsValue, JsError> {
     let ids: Vec<u32> = r.objects.iter().map(|o| o.id).collect();
+    let masks: Vec<u8> = (0..r.objects.len()).flat_map(|i| r.mask(i, width, height)).collect();
     let logits: Vec<f32> = r.objects.iter().flat_map(|o| o.low_res_logits.iter().copied()).collect();
     let scores: Vec<f32> = r.objects.iter().map(|o| o.object_score.unwrap_or(f32::NAN)).collect();
     let obj = Object::new();
     set(&obj, "frame", r.frame as u32)?;
     set(&obj, "objIds", Uint32Array::from(ids.as_slice()))?;
+    set(&obj, "width", width as u32)?;
+    set(&obj, "height", height as u32)?;
+    set(&obj, "masks", Uint8Array::from(masks.as_slice()))?;
     set(&obj, "lowResSize", r.low_res_size as u32)?;
     set(&obj, "lowResLogits", Float32Array::from(logits.as_slice()))?;
     set(&obj, "objectScores", Float32Array::from(scores.as_slice()))?;
@@ -77,8 +82,10 @@ impl Sam2VideoSession {
         let state = Rc::clone(&self.state);
         wasm_bindgen_futures::future_to_promise(async move {
             let mut guard = state.try_borrow_mut().map_err(|_| busy())?;
-            let result = f(guard.session()?).await.map_err(js_err)?;
-            frame_object(&result).map_err(JsValue::from)
+            let session = guard.session()?;
+            let size = session.size();
+            let result = f(session).await.map_err(js_err)?;
+            frame_object(&result, size).map_err(JsValue::from)
         })
     }
 
@@ -171,10 +178,11 @@ impl Sam2VideoSession {
         Ok(wasm_bindgen_futures::future_to_promise(async move {
             let mut guard = state.try_borrow_mut().map_err(|_| busy())?;
             let session = guard.session()?;
+            let size = session.size();
             let mut failure: Option<JsValue> = None;
             let mut visited = 0u32;
             let run = session.propagate_async(options, |result| {
-                let called = frame_object(&result).map_err(JsValue::from).and_then(|obj| on_frame.call1(&JsValue::NULL, &obj));
+                let called = frame_object(&result, size).map_err(JsValue::from).and_then(|obj| on_frame.call1(&JsValue::NULL, &obj));
                 match called {
                     Ok(ret) => {
                         visited += 1;
@@ -210,15 +218,19 @@ impl Sam2VideoSession {
     #[wasm_bindgen(js_name = removeObject)]
     pub fn remove_object(&self, obj_id: u32) -> Result<Array, JsError> {
         let mut state = self.state.try_borrow_mut().map_err(|_| busy())?;
-        let results = state.session()?.remove_object(obj_id).map_err(js_err)?;
-        results.iter().map(frame_object).collect()
+        let session = state.session()?;
+        let size = session.size();
+        let results = session.remove_object(obj_id).map_err(js_err)?;
+        results.iter().map(|r| frame_object(r, size)).collect()
     }
 
     /// Removes object `obj_id`'s prompts on `frame`; returns the frame's result.
     #[wasm_bindgen(js_name = clearPrompts)]
     pub fn clear_prompts(&self, frame: usize, obj_id: u32) -> Result<JsValue, JsError> {
         let mut state = self.state.try_borrow_mut().map_err(|_| busy())?;
-        frame_object(&state.session()?.clear_prompts(frame, obj_id).map_err(js_err)?)
+        let session = state.session()?;
+        let size = session.size();
+        frame_object(&session.clear_prompts(frame, obj_id).map_err(js_err)?, size)
     }
 
     /// Forgets every object, prompt and result; the frames stay.

@@ -13,20 +13,36 @@ const TYPES = {
   '.json': 'application/json', '.png': 'image/png', '.yaml': 'text/plain', '.css': 'text/css',
 };
 
-/** Serves ROOT on 127.0.0.1 at a free port; resolves to { url, close }. */
-export function serve() {
+/**
+ * Serves `root` (default: the repository) on 127.0.0.1 at a free port; resolves to { url, requests, close }, where `requests`
+ * lists the path of every request received, in order. Files are sent with a Content-Length, except
+ * with the query `?chunked` (no length); `?truncate=N` announces the full length, sends N bytes
+ * and drops the connection.
+ */
+export function serve(root = ROOT) {
+  const requests = [];
   const server = createServer(async (req, res) => {
-    const path = normalize(join(ROOT, decodeURIComponent(new URL(req.url, 'http://x').pathname)));
-    if (!path.startsWith(ROOT)) { res.writeHead(403).end(); return; }
+    const u = new URL(req.url, 'http://x');
+    requests.push(u.pathname);
+    const path = normalize(join(root, decodeURIComponent(u.pathname)));
+    if (!path.startsWith(root)) { res.writeHead(403).end(); return; }
+    let body;
     try {
-      const body = await readFile(path);
-      res.writeHead(200, { 'content-type': TYPES[extname(path)] ?? 'application/octet-stream' }).end(body);
+      body = await readFile(path);
     } catch {
       res.writeHead(404).end();
+      return;
     }
+    const headers = { 'content-type': TYPES[extname(path)] ?? 'application/octet-stream' };
+    if (!u.searchParams.has('chunked')) headers['content-length'] = body.length;
+    const truncate = u.searchParams.get('truncate');
+    if (truncate === null) { res.writeHead(200, headers).end(body); return; }
+    res.writeHead(200, headers);
+    res.write(body.subarray(0, Number(truncate)), () => setTimeout(() => res.destroy(), 50));
   });
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
     url: `http://127.0.0.1:${server.address().port}`,
+    requests,
     close: () => new Promise((r) => server.close(r)),
   })));
 }
@@ -41,15 +57,17 @@ export function launch({ webgpu = true } = {}) {
 
 /**
  * Serves ROOT, launches Chromium and opens `tests/browser/<html>` with its console forwarded,
- * waiting until the page sets `window.ready`; resolves to { page, close }.
+ * waiting until the page sets `window.ready`; resolves to { page, close, url, requests } (the
+ * server's base URL and the paths it has been asked for). `webgpu: false` launches Chromium
+ * without WebGPU.
  */
-export async function openTestPage(html) {
+export async function openTestPage(html, { webgpu = true } = {}) {
   const server = await serve();
-  const browser = await launch();
+  const browser = await launch({ webgpu });
   const page = await browser.newPage();
   page.on('console', (m) => console.log(`[page] ${m.text()}`));
   page.on('pageerror', (e) => console.log(`[page error] ${e.message}`));
   await page.goto(`${server.url}/tests/browser/${html}`);
   await page.waitForFunction(() => window.ready === true);
-  return { page, close: async () => { await browser.close(); await server.close(); } };
+  return { page, url: server.url, requests: server.requests, close: async () => { await browser.close(); await server.close(); } };
 }
