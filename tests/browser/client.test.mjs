@@ -135,4 +135,15 @@ describe('without WebGPU', () => {
     const forced = await page.evaluate(() => window.loadMessage('sam2_hiera_reduced', { backend: 'webgpu' }));
     assert.match(forced, /WebGPU is not available/);
   });
+
+  test('loads from a File and from transferred bytes; a wrong sha256 rejects', { timeout: 300_000 }, async () => {
+    const r = await page.evaluate(() => window.runLocalLoads());
+    console.log(JSON.stringify(r));
+    assert.ok(r.file > 0);
+    assert.equal(r.bytes, r.file);
+    assert.equal(r.detached, true, 'the bytes were copied, not transferred');
+    assert.deepEqual(r.stages, ['read', 'upload']);
+    assert.equal(r.backend, 'cpu');
+    assert.match(r.wrongSha, /checksum mismatch/);
+  });
 });
