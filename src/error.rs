@@ -17,6 +17,8 @@ pub enum Error {
     State(String),
     /// Reading or writing a file failed.
     Io(String),
+    /// The caller stopped a long operation (a progress callback returned `false`).
+    Cancelled,
 }
 
 /// `Result` with the crate's [`Error`].
@@ -30,6 +32,7 @@ impl fmt::Display for Error {
             Error::Input(m) => write!(f, "invalid input: {m}"),
             Error::State(m) => write!(f, "invalid state: {m}"),
             Error::Io(m) => write!(f, "i/o error: {m}"),
+            Error::Cancelled => write!(f, "cancelled"),
         }
     }
 }

@@ -11,7 +11,8 @@ mod common;
 use common::{Fixture, fixture_dir};
 use sam2_webgpu::predictor::ImageRef;
 use sam2_webgpu::predictor::amg::{CropBox, build_all_layer_point_grids, calculate_stability_score, generate_crop_boxes, scale_grid};
-use sam2_webgpu::predictor::automatic::{AmgOptions, AmgRecord, AutomaticMaskGenerator, OutputMode, Segmentation};
+use sam2_webgpu::error::Error;
+use sam2_webgpu::predictor::automatic::{AmgOptions, AmgProgress, AmgRecord, AutomaticMaskGenerator, OutputMode, Segmentation};
 use sam2_webgpu::predictor::rle::Rle;
 use sam2_webgpu::weights::Checkpoint;
 use serde_json::Value;
@@ -211,12 +212,43 @@ fn generator_parity(kind: &str) {
         for case in doc["cases"].as_array().unwrap() {
             let name = format!("{model}/{} [{kind}]", case["name"].as_str().unwrap());
             let mut generator = AutomaticMaskGenerator::new(sam.clone(), options(&case["params"])).unwrap();
-            let records = generator.generate(&image).unwrap();
+            let mut seen = Vec::new();
+            let records = generator.generate_with_progress(&image, |p| { seen.push(p); true }).unwrap();
+            assert_progress(&name, generator.options(), (w, h), &seen);
             let exact = assert_close_records(&name, &records, &case["records"]);
             report.push(format!("{name}: {} records, {exact} with identical RLE", records.len()));
         }
     }
     eprintln!("{}", report.join("\n"));
+}
+
+/// Progress: one report per batch of grid points, counting up to the total over every crop.
+fn assert_progress(what: &str, opts: &AmgOptions, (w, h): (usize, usize), seen: &[AmgProgress]) {
+    let (crops, layers) = generate_crop_boxes(w, h, opts.crop_n_layers, opts.crop_overlap_ratio);
+    let grids = opts.layer_grids().unwrap();
+    let per_crop: Vec<usize> = layers.iter().map(|&l| grids[l].len().div_ceil(opts.points_per_batch)).collect();
+    let total: usize = per_crop.iter().sum();
+    assert_eq!(seen.len(), total, "{what}: progress reports");
+    let crop_of = |i: usize| per_crop.iter().scan(0, |acc, &n| { *acc += n; Some(*acc) }).position(|end| i < end).unwrap();
+    for (i, p) in seen.iter().enumerate() {
+        assert_eq!(*p, AmgProgress { batches_done: i + 1, batches_total: total, crop: crop_of(i), crops: crops.len() }, "{what}: report {i}");
+    }
+}
+
+#[test]
+fn generator_stops_when_the_progress_callback_says_so() {
+    let device = common::device("cpu");
+    let fx = Fixture::open("sam2.1_hiera_reduced");
+    let (w, h, rgb) = fx.image("a");
+    let image = ImageRef::new(w, h, 3, &rgb).unwrap();
+    let opts = AmgOptions { points_per_side: Some(4), points_per_batch: 4, ..AmgOptions::default() };
+    let mut generator = AutomaticMaskGenerator::new(fx.model(&device), opts).unwrap();
+    let mut calls = 0;
+    let r = generator.generate_with_progress(&image, |p| { calls += 1; p.batches_done < 2 });
+    assert!(matches!(r, Err(Error::Cancelled)), "{r:?}");
+    assert_eq!(calls, 2, "stopped right after the callback said so");
+    // The generator is still usable afterwards.
+    assert!(generator.generate(&image).is_ok());
 }
 
 #[test]

@@ -57,6 +57,8 @@ export interface LoadOptions {
   /** 'auto' (default: WebGPU, else the CPU), 'webgpu' (fail without it) or 'cpu'. */
   backend?: 'auto' | 'webgpu' | 'cpu';
   onProgress?: (progress: Progress) => void;
+  /** Stops the download or upload: the load rejects with an AbortError. */
+  signal?: AbortSignal;
   /** Where worker.js is, when a bundler moved it. */
   workerUrl?: string | URL;
 }
@@ -120,6 +122,10 @@ export interface GenerateOptions {
   minMaskRegionArea?: number;
   useM2m?: boolean;
   multimaskOutput?: boolean;
+  /** Called after each decoded batch of grid points (batches counted over every crop). */
+  onProgress?: (progress: { done: number; total: number; crop: number; crops: number }) => void;
+  /** Stops the run at the next batch: it rejects with an AbortError. */
+  signal?: AbortSignal;
 }
 
 export interface CocoRle {

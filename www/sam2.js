@@ -96,16 +96,21 @@ export class Sam2 {
    * Loads a checkpoint (Meta's `.pt` or our safetensors) in a new Worker. Give one of `url`,
    * `model` (a preset name, downloaded from Meta), `file` (a File/Blob) or `bytes` (transferred);
    * `sha256` verifies the content; `cache: false` skips the browser cache; `backend`:
-   * 'auto' (default), 'webgpu' or 'cpu'; `onProgress({stage, loaded, total, fraction})`.
+   * 'auto' (default), 'webgpu' or 'cpu'; `onProgress({stage, loaded, total, fraction})`;
+   * `signal` (an AbortSignal) stops the download or upload: the load then rejects with an
+   * AbortError and its worker is gone.
    */
   static async load(options = {}) {
-    const { url, model, file, bytes, sha256, cache, config, backend, onProgress, workerUrl } = options;
+    const { url, model, file, bytes, sha256, cache, config, backend, onProgress, workerUrl, signal } = options;
     if (!url && !model && !file && !bytes) throw new TypeError('Sam2.load needs one of url, model, file or bytes');
+    signal?.throwIfAborted();
     if (model && !url && !Object.hasOwn(PRESETS, model)) throw new Error(`unknown model "${model}": one of ${Object.keys(PRESETS).join(', ')}, or give a url`);
     // Written out literally so that bundlers (Vite, webpack, Rollup) see and bundle the worker.
     const worker = workerUrl ? new Worker(workerUrl, { type: 'module' }) : new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
     const sam = new Sam2(worker);
     const data = bytes ? (ArrayBuffer.isView(bytes) ? bytes : new Uint8Array(bytes)) : undefined;
+    const abort = () => sam.#close('the model load was aborted', 'AbortError');
+    signal?.addEventListener('abort', abort, { once: true });
     try {
       // Relative URLs are the page's, not the worker's (which a bundler may have moved).
       const absolute = url ? new URL(url, globalThis.document?.baseURI ?? globalThis.location?.href).href : undefined;
@@ -113,6 +118,8 @@ export class Sam2 {
     } catch (e) {
       sam.#close(e.message);
       throw e;
+    } finally {
+      signal?.removeEventListener('abort', abort);
     }
     const preset = model && PRESETS[model];
     if (preset && (sam.info.version !== `sam${preset.version}` || sam.info.size !== preset.size)) {
@@ -132,22 +139,27 @@ export class Sam2 {
     else p.reject(Object.assign(new Error(msg.error.message), { name: msg.error.name === 'Error' ? 'Sam2Error' : msg.error.name }));
   }
 
-  #close(reason) {
+  #close(reason, name = 'Error') {
     if (this.#closed) return;
     this.#closed = reason;
     this.#worker.terminate();
-    for (const p of this.#pending.values()) p.reject(new Error(reason));
+    for (const p of this.#pending.values()) p.reject(Object.assign(new Error(reason), { name }));
     this.#pending.clear();
   }
 
   #call(op, args, { transfer = [], onProgress, signal } = {}) {
     if (this.#closed) return Promise.reject(new Error(this.#closed));
     const id = this.#nextId++;
-    return new Promise((resolve, reject) => {
+    const cancel = () => this.#worker.postMessage({ cancel: id });
+    const call = new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject, onProgress });
-      signal?.addEventListener('abort', () => this.#worker.postMessage({ cancel: id }), { once: true });
       this.#worker.postMessage({ id, op, args }, transfer);
+      signal?.addEventListener('abort', cancel, { once: true });
     });
+    if (!signal) return call;
+    const done = () => signal.removeEventListener('abort', cancel);
+    call.then(done, done);
+    return call;
   }
 
   async #pixels(input) {
@@ -176,9 +188,14 @@ export class Sam2 {
     return Array.from({ length: r.numObjects }, (_, o) => objectResult(r, o));
   }
 
-  /** Segments everything in the current image (Meta's automatic mask generator; options camelCased). */
-  async generateMasks(options = {}) {
-    return this.#call('generateMasks', { options });
+  /**
+   * Segments everything in the current image (Meta's automatic mask generator; options
+   * camelCased). `onProgress({done, total, crop, crops})` after each batch of grid points;
+   * `signal` stops the run at the next batch (it then rejects with an AbortError).
+   */
+  async generateMasks({ onProgress, signal, ...options } = {}) {
+    signal?.throwIfAborted();
+    return this.#call('generateMasks', { options, progress: !!onProgress }, { onProgress, signal });
   }
 
   /** A video: `{width, height}` and optional `frames` now (more with `addFrame`), or `{stream: true}` for live frames. */

@@ -3,10 +3,11 @@
 //
 // Protocol (all messages are plain objects):
 //   page -> worker  { id, op, args }          one request; answered exactly once
-//                   { cancel: id }            stop a running propagate at the next frame
+//                   { cancel: id }            stop a running propagate at the next frame, or
+//                                             generateMasks at the next batch (AbortError)
 //   worker -> page  { id, ok: true, result }  (buffers of the result are transferred)
 //                   { id, ok: false, error: { name, message } }
-//                   { id, progress }          load progress, propagate frames
+//                   { id, progress }          load progress, propagate frames, generateMasks batches
 //                   { fatal: message }        the wasm instance or its GPU device is gone: every
 //                                             pending and later request fails; load again
 // Requests run one at a time in arrival order (the model answers one call at a time).
@@ -85,9 +86,18 @@ const ops = {
     return out;
   },
 
-  async generateMasks({ options }) {
+  async generateMasks({ options, progress: report }, progress, id) {
     const m = needModel();
-    const records = await m.generateMasks(options ?? undefined);
+    let records;
+    try {
+      records = await m.generateMasks(options ?? undefined, (p) => {
+        if (report) progress(p);
+        return goOn(id);
+      });
+    } catch (e) {
+      if (cancelled.has(id) && String(e?.message ?? e) === 'cancelled') throw abortError('segment-everything was stopped');
+      throw e;
+    }
     for (const r of records) {
       const [h, w] = r.segmentation.size;
       r.mask = { data: wasm.rleToMask(r.segmentation.counts, h, w), width: w, height: h };
@@ -124,7 +134,7 @@ const ops = {
       frame.frameMs = now - last;
       last = now;
       progress(frame, buffersOf(frame));
-      return !cancelled.has(id);
+      return goOn(id);
     });
     return { frames: visited, cancelled: cancelled.has(id) };
   },
@@ -152,6 +162,28 @@ const ops = {
     return wasm._destroyWebgpuDevice();
   },
 };
+
+/**
+ * Whether request `id` goes on after a batch or a frame: resolved after a macrotask, so that a
+ * `{cancel}` message sent meanwhile is taken even when the model computes without awaiting
+ * anything (the CPU backend). A message to itself, not a timer: timers of a hidden tab's
+ * workers may be throttled to one a second.
+ */
+function goOn(id) {
+  return new Promise((resolve) => {
+    const { port1, port2 } = new MessageChannel();
+    port1.onmessage = () => {
+      port1.close();
+      resolve(!cancelled.has(id));
+    };
+    port2.postMessage(null);
+  });
+}
+
+/** The error of an operation stopped by its AbortSignal (named as `fetch` names it). */
+function abortError(message) {
+  return Object.assign(new Error(message), { name: 'AbortError' });
+}
 
 /** Whether an error leaves the instance unusable: a wasm trap, or a lost GPU device. */
 function isFatal(e) {

@@ -262,6 +262,20 @@ impl AmgOptions {
     }
 }
 
+/// How far a segment-everything run has got: batches of grid points decoded so far out of all
+/// (over every crop), and the crop being worked on (`0..crops`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AmgProgress {
+    /// Batches of grid points decoded so far.
+    pub batches_done: usize,
+    /// Batches in the whole run (every crop).
+    pub batches_total: usize,
+    /// The crop being worked on.
+    pub crop: usize,
+    /// Crops in the run (1 without crop layers).
+    pub crops: usize,
+}
+
 /// Meta's `SAM2AutomaticMaskGenerator` over an [`ImagePredictor`]: per crop, the image features
 /// once, then the grid points decoded `points_per_batch` at a time.
 #[derive(Debug, Clone)]
@@ -289,16 +303,40 @@ impl AutomaticMaskGenerator {
         super::image::block_on(self.generate_async(image))
     }
 
+    /// [`Self::generate_with_progress_async`], natively.
+    #[cfg(not(target_family = "wasm"))]
+    pub fn generate_with_progress(&mut self, image: &ImageRef, mut on_progress: impl FnMut(AmgProgress) -> bool + Send) -> Result<Vec<AmgRecord>> {
+        super::image::block_on(self.generate_with_progress_async(image, |p| std::future::ready(on_progress(p))))
+    }
+
     /// Masks of everything in an RGB(A) image, in Meta's order (crops in order, each by
     /// predicted IoU after NMS; then NMS across crops when there are several).
     pub async fn generate_async(&mut self, image: &ImageRef<'_>) -> Result<Vec<AmgRecord>> {
+        self.generate_with_progress_async(image, |_| std::future::ready(true)).await
+    }
+
+    /// [`Self::generate_async`], awaiting `on_progress` after each decoded batch of grid points;
+    /// when it resolves to `false` the run stops there with [`Error::Cancelled`]. (Awaiting lets
+    /// a caller on a browser's event loop take messages, such as a cancellation, in between.)
+    pub async fn generate_with_progress_async<F, Fut>(&mut self, image: &ImageRef<'_>, mut on_progress: F) -> Result<Vec<AmgRecord>>
+    where
+        F: FnMut(AmgProgress) -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
         image.validate()?;
         let opts = &self.options;
         let (w, h) = (image.width, image.height);
         let (crops, layers) = generate_crop_boxes(w, h, opts.crop_n_layers, opts.crop_overlap_ratio);
         let low = self.predictor.model().sam_prompt_encoder.mask_input_size();
+        let mut progress = AmgProgress {
+            batches_done: 0,
+            batches_total: layers.iter().map(|&l| self.grids[l].len().div_ceil(opts.points_per_batch)).sum(),
+            crop: 0,
+            crops: crops.len(),
+        };
         let mut records = Vec::new();
-        for (&crop, &layer) in crops.iter().zip(&layers) {
+        for (k, (&crop, &layer)) in crops.iter().zip(&layers).enumerate() {
+            progress.crop = k;
             let [x0, y0, x1, y1] = crop;
             let c = image.channels;
             let pixels: Vec<u8> = (y0..y1).flat_map(|y| &image.data[(y * w + x0) * c..(y * w + x1) * c]).copied().collect();
@@ -316,6 +354,11 @@ impl AutomaticMaskGenerator {
                     if let Some(r) = opts.process_mask(plane, low, iou, points[e / m], crop, (w, h))? {
                         in_crop.push(r);
                     }
+                }
+                progress.batches_done += 1;
+                if !on_progress(progress).await {
+                    self.predictor.reset();
+                    return Err(Error::Cancelled);
                 }
             }
             records.extend(opts.nms_within_crop(in_crop)?);

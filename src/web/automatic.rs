@@ -1,10 +1,11 @@
 //! Automatic masks ("segment everything") on the image set with [`Sam2Model::set_image`].
 
 use super::image::Sam2Model;
-use super::{busy, js_err, numbers, opt_bool, opt_count, opt_number, options_object, set};
+use super::{busy, go_on, js_err, numbers, opt_bool, opt_count, opt_number, options_object, set};
 use crate::predictor::ImageRef;
-use crate::predictor::automatic::{AmgOptions, AmgRecord, AutomaticMaskGenerator, OutputMode, Segmentation};
-use js_sys::{Array, Object, Promise};
+use crate::predictor::automatic::{AmgOptions, AmgProgress, AmgRecord, AutomaticMaskGenerator, OutputMode, Segmentation};
+use js_sys::{Array, Function, Object, Promise};
+use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
@@ -76,13 +77,25 @@ fn record_object(r: &AmgRecord, width: usize, height: usize) -> Result<Object, J
     Ok(obj)
 }
 
+/// `{done, total, crop, crops}` for a progress callback.
+fn progress_object(p: AmgProgress) -> Result<JsValue, JsValue> {
+    let obj = Object::new();
+    for (key, value) in [("done", p.batches_done), ("total", p.batches_total), ("crop", p.crop), ("crops", p.crops)] {
+        js_sys::Reflect::set(&obj, &key.into(), &(value as f64).into())?;
+    }
+    Ok(obj.into())
+}
+
 #[wasm_bindgen]
 impl Sam2Model {
     /// Masks of everything in the current image (Meta's automatic mask generator; `options` by
     /// camelCase name, defaults as Meta's). Resolves to an array of records (see Meta's
-    /// `generate`, keys camelCased, masks as COCO compressed RLE).
+    /// `generate`, keys camelCased, masks as COCO compressed RLE). `on_progress`, when given, is
+    /// called after each decoded batch of grid points with `{done, total, crop, crops}` (batches
+    /// over all crops; the crop being worked on) and may return a Promise; `false` (or a Promise
+    /// of it) stops the run, which then rejects with "cancelled".
     #[wasm_bindgen(js_name = generateMasks)]
-    pub fn generate_masks(&self, options: JsValue) -> Result<Promise, JsError> {
+    pub fn generate_masks(&self, options: JsValue, on_progress: Option<Function>) -> Result<Promise, JsError> {
         let options = amg_options(&options)?;
         let predictor = Rc::clone(&self.predictor);
         let pixels = Rc::clone(&self.pixels);
@@ -92,7 +105,15 @@ impl Sam2Model {
             let p = pixels.as_ref().ok_or_else(|| JsError::new("no image: call setImage first"))?;
             let mut generator = AutomaticMaskGenerator::new(guard.model().clone(), options).map_err(js_err)?;
             let image = ImageRef::new(p.width, p.height, 4, &p.rgba).map_err(js_err)?;
-            let records = generator.generate_async(&image).await.map_err(js_err)?;
+            let failure = Rc::new(RefCell::new(None));
+            let records = match &on_progress {
+                None => generator.generate_async(&image).await,
+                Some(f) => generator.generate_with_progress_async(&image, |p| go_on(f, progress_object(p), &failure)).await,
+            };
+            if let Some(e) = failure.take() {
+                return Err(e);
+            }
+            let records = records.map_err(js_err)?;
             let out = Array::new();
             for r in &records {
                 let record = record_object(r, p.width, p.height)?;

@@ -16,9 +16,12 @@ pub use video::Sam2VideoSession;
 use crate::error::Error;
 use burn::tensor::Device;
 use burn::tensor::wgpu::wgpu;
-use js_sys::{Array, Object, Reflect};
+use js_sys::{Array, Function, Object, Promise, Reflect};
 use std::cell::RefCell;
+use std::future::Future;
+use std::rc::Rc;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
 
 /// The WebGPU device of this wasm instance and what it runs on.
 #[derive(Clone)]
@@ -118,6 +121,28 @@ pub const DEVICE_LOST: &str = "the GPU device was lost; load the model again";
 /// The error of a call made while another call on the same model or session is running.
 fn busy() -> JsError {
     JsError::new("the model is busy: wait for the pending call to finish")
+}
+
+/// Whether to go on after calling the JS callback `f` (progress, a propagated frame) with `arg`:
+/// its answer, awaited when it is a Promise (so that the JS event loop runs in between), `false`
+/// meaning stop. An error (in building `arg`, thrown or rejected) also stops and is kept in
+/// `failure`, for the call to reject with.
+fn go_on(f: &Function, arg: Result<JsValue, JsValue>, failure: &Rc<RefCell<Option<JsValue>>>) -> impl Future<Output = bool> + 'static {
+    let called = arg.and_then(|a| f.call1(&JsValue::NULL, &a));
+    let failure = Rc::clone(failure);
+    async move {
+        let answer = match called {
+            Ok(v) if v.is_instance_of::<Promise>() => JsFuture::from(v.unchecked_into::<Promise>()).await,
+            other => other,
+        };
+        match answer {
+            Ok(v) => v.as_bool() != Some(false),
+            Err(e) => {
+                failure.borrow_mut().get_or_insert(e);
+                false
+            }
+        }
+    }
 }
 
 fn set(obj: &Object, key: &str, value: impl Into<JsValue>) -> Result<(), JsError> {

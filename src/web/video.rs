@@ -2,7 +2,7 @@
 //! `addFrame`, then prompts and `propagate`) or a live stream (`trackFrame`).
 
 use super::image::Sam2Model;
-use super::{busy, js_err, opt_bool, opt_count, options_object, set};
+use super::{busy, go_on, js_err, opt_bool, opt_count, options_object, set};
 use crate::model::Sam2;
 use crate::predictor::video::{FrameSource, InMemoryFrames};
 use crate::predictor::{FrameResult, ImageRef, PropagateOptions, VideoPrompt, VideoSession};
@@ -170,7 +170,8 @@ impl Sam2VideoSession {
 
     /// Tracks every object through an offline video (`{start, maxFrames, reverse}`, all
     /// optional), calling `on_frame` with each frame's result as soon as it is ready; `on_frame`
-    /// returning `false` stops, and throwing rejects the promise. Resolves to the frames visited.
+    /// may return a Promise (awaited before the next frame); `false` (or a Promise of it) stops,
+    /// and throwing or rejecting rejects the call. Resolves to the frames visited.
     pub fn propagate(&self, options: JsValue, on_frame: Function) -> Result<Promise, JsError> {
         let o = options_object(&options, &["start", "maxFrames", "reverse"])?;
         let options = PropagateOptions { start: opt_count(&o, "start")?, max_frames: opt_count(&o, "maxFrames")?, reverse: opt_bool(&o, "reverse")?.unwrap_or(false) };
@@ -179,23 +180,14 @@ impl Sam2VideoSession {
             let mut guard = state.try_borrow_mut().map_err(|_| busy())?;
             let session = guard.session()?;
             let size = session.size();
-            let mut failure: Option<JsValue> = None;
+            let failure = Rc::new(RefCell::new(None));
             let mut visited = 0u32;
             let run = session.propagate_async(options, |result| {
-                let called = frame_object(&result, size).map_err(JsValue::from).and_then(|obj| on_frame.call1(&JsValue::NULL, &obj));
-                match called {
-                    Ok(ret) => {
-                        visited += 1;
-                        ret.as_bool() != Some(false)
-                    }
-                    Err(e) => {
-                        failure = Some(e);
-                        false
-                    }
-                }
+                visited += 1;
+                go_on(&on_frame, frame_object(&result, size).map_err(JsValue::from), &failure)
             });
             run.await.map_err(js_err)?;
-            match failure {
+            match failure.take() {
                 Some(e) => Err(e),
                 None => Ok(JsValue::from(visited)),
             }

@@ -146,4 +146,22 @@ describe('without WebGPU', () => {
     assert.equal(r.backend, 'cpu');
     assert.match(r.wrongSha, /checksum mismatch/);
   });
+
+  test('segment-everything reports progress and stops on abort; a load and a propagation stop on abort', { timeout: 300_000 }, async () => {
+    const r = await page.evaluate(() => window.runAborts());
+    console.log(JSON.stringify({ ...r, progress: r.progress.length }));
+    // 4 × 4 grid points in batches of 4: 4 reports, counting up, one crop.
+    assert.deepEqual(r.progress, [1, 2, 3, 4].map((done) => ({ done, total: 4, crop: 0, crops: 1 })));
+    assert.ok(r.count > 0 && r.samePlain, 'progress changes nothing in the result');
+    // The abort (sent at batch 1) reaches the worker during the next batch at the latest.
+    assert.ok(r.stopped.length <= 2 && r.stopped[0] === 1, `batches reported: ${r.stopped}`);
+    assert.equal(r.aborted.name, 'AbortError');
+    assert.equal(r.before, 'AbortError');
+    assert.ok(r.sameAfter, 'the model works as before after an aborted run');
+    assert.equal(r.load1.name, 'AbortError');
+    assert.match(r.load1.message, /aborted/);
+    assert.equal(r.load2, 'AbortError');
+    assert.equal(r.propagate.cancelled, true);
+    assert.ok(r.propagate.seen >= 2 && r.propagate.seen <= 3 && r.propagate.frames > 4, `${r.propagate.seen} of ${r.propagate.frames} frames after an abort at 2`);
+  });
 });

@@ -17,7 +17,7 @@ const TYPES = {
  * Serves `root` (default: the repository) on 127.0.0.1 at a free port; resolves to { url, requests, close }, where `requests`
  * lists the path of every request received, in order. Files are sent with a Content-Length, except
  * with the query `?chunked` (no length); `?truncate=N` announces the full length, sends N bytes
- * and drops the connection.
+ * and drops the connection; `?stall` sends the first KiB and then nothing (a download that hangs).
  */
 export function serve(root = ROOT) {
   const requests = [];
@@ -35,6 +35,11 @@ export function serve(root = ROOT) {
     }
     const headers = { 'content-type': TYPES[extname(path)] ?? 'application/octet-stream' };
     if (!u.searchParams.has('chunked')) headers['content-length'] = body.length;
+    if (u.searchParams.has('stall')) {
+      res.writeHead(200, headers);
+      res.write(body.subarray(0, 1024));
+      return;
+    }
     const truncate = u.searchParams.get('truncate');
     if (truncate === null) { res.writeHead(200, headers).end(body); return; }
     res.writeHead(200, headers);
@@ -43,15 +48,20 @@ export function serve(root = ROOT) {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
     url: `http://127.0.0.1:${server.address().port}`,
     requests,
-    close: () => new Promise((r) => server.close(r)),
+    close: () => new Promise((r) => { server.close(r); server.closeAllConnections(); }),
   })));
 }
 
-/** Launches Debian's Chromium headless with WebGPU enabled (never a downloaded browser). */
-export function launch({ webgpu = true } = {}) {
+/**
+ * Launches Debian's Chromium headless (never a downloaded browser) with WebGPU enabled, or
+ * without it (`webgpu: false`); `camera: true` gives it Chromium's fake camera (a test pattern),
+ * allowed without asking.
+ */
+export function launch({ webgpu = true, camera = false } = {}) {
   const args = ['--no-sandbox', '--disable-background-networking', '--disable-component-update',
     '--disable-sync', '--no-first-run', '--disable-quic'];
   if (webgpu) args.push('--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-webgpu-adapter=swiftshader');
+  if (camera) args.push('--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream');
   return chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args, headless: true });
 }
 

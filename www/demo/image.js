@@ -12,7 +12,7 @@ const st = {
   prompts: { points: [], labels: [], box: null },
   undo: [], result: null, pick: 0,
   promptGen: 0, shownGen: 0, busy: 0,
-  hover: { pending: null, busy: false, frame: 0, left: false, last: null },
+  hover: { pending: null, busy: false, frame: 0, left: false, last: null, moves: 0, decodes: 0 },
   objects: [], nextId: 1, down: null, drag: null,
 };
 
@@ -87,6 +87,7 @@ async function runPrompt() {
 function hoverAt(xy) {
   st.hover.left = false;
   if (!$('#live-hover').checked || !app.sam || !st.pixels || hasPrompts()) return;
+  st.hover.moves += 1;
   st.hover.pending = xy;
   if (!st.hover.frame) st.hover.frame = requestAnimationFrame(() => { st.hover.frame = 0; pumpHover(); });
 }
@@ -100,6 +101,7 @@ async function pumpHover() {
       st.hover.pending = null;
       const gen = st.promptGen, token = st.token;
       const r = await predict({ points: [xy], labels: [1], box: null });
+      st.hover.decodes += 1;
       if (gen !== st.promptGen || token !== st.token || hasPrompts() || st.hover.left) continue;
       drawMask($('#overlay'), r.masks[r.bestIndex], HOVER_RGB, 130);
       st.hover.last = { x: xy[0], y: xy[1], score: r.scores[r.bestIndex] };
@@ -241,6 +243,7 @@ export function imageState() {
     ...copyPrompts(st.prompts), promptGen: st.promptGen, shownGen: st.shownGen, busy: st.busy,
     pick: st.pick, bestIndex: r?.bestIndex ?? null, scores: r ? [...r.scores] : null,
     hover: st.hover.last, hoverBusy: st.hover.busy || !!st.hover.pending || !!st.hover.frame,
+    hoverMoves: st.hover.moves, hoverDecodes: st.hover.decodes,
     objects: st.objects.map((o) => ({ id: o.id, area: o.area })),
   };
 }

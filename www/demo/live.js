@@ -3,7 +3,7 @@
 import { $, app, fmtMs } from './app.js';
 import { colorOf, css, fit, paintMasks, toImage } from './draw.js';
 
-const lv = { stream: null, session: null, running: false, loop: null, fps: 0, frame: -1, nextId: 1, clicks: [], width: 0, height: 0, objects: [] };
+const lv = { stream: null, session: null, running: false, loop: null, fps: 0, frame: -1, nextId: 1, clicks: [], width: 0, height: 0, objects: [], last: null, prompted: [] };
 
 export const isLive = () => lv.running;
 export const hasCamera = () => !!navigator.mediaDevices?.getUserMedia;
@@ -30,7 +30,9 @@ async function run() {
     while (lv.clicks.length && lv.running) {
       const c = lv.clicks.shift();
       r = await lv.session.addPoints(r.frame, c.id, [c.xy], [c.label], { clearOld: false });
+      lv.prompted.push({ frame: r.frame, id: c.id });
     }
+    lv.last = r;
     draw(r);
     const now = performance.now();
     const ms = now - last;
@@ -51,7 +53,7 @@ export async function startLive(beforeStart) {
   const video = $('#live-video');
   video.srcObject = lv.stream;
   await video.play();
-  Object.assign(lv, { width: video.videoWidth, height: video.videoHeight, nextId: 1, objects: [], clicks: [], fps: 0 });
+  Object.assign(lv, { width: video.videoWidth, height: video.videoHeight, nextId: 1, objects: [], clicks: [], fps: 0, frame: -1, last: null, prompted: [] });
   lv.session = await sam.createVideoSession({ width: lv.width, height: lv.height, stream: true });
   lv.running = true;
   const stage = $('#video-stage');
@@ -107,6 +109,15 @@ export function liveClick(e, negative) {
 }
 
 export const liveSize = () => lv.running && [lv.width, lv.height];
+
+/** For the tests: the live run's state and its latest frame's result. */
+export const liveState = () => ({
+  running: lv.running, camera: !!lv.stream, session: !!lv.session, width: lv.width, height: lv.height, frame: lv.frame, fps: lv.fps,
+  objects: [...lv.objects], prompted: lv.prompted.map((p) => ({ ...p })), pendingClicks: lv.clicks.length,
+  last: lv.last && { frame: lv.last.frame, objects: lv.last.objects.map((o) => ({ id: o.id, area: o.mask.data.reduce((a, b) => a + b, 0) })) },
+});
+/** The latest live frame's result (its masks), for the tests. */
+export const liveResult = () => lv.last;
 
 export function initLive() {
   if (!hasCamera()) $('#live-start').hidden = true;

@@ -5,7 +5,7 @@ import { $, app, typing } from './app.js';
 import { everythingState, initEverything, runEverything } from './everything.js';
 import { clear, encode, exportObjects, imageState, initImage, keepObject, openImage, pick, refit, undo } from './image.js';
 import { initLabels, labelsState } from './labels.js';
-import { initLive } from './live.js';
+import { initLive, liveResult, liveState } from './live.js';
 import { initModel } from './model.js';
 import { initSources } from './sources.js';
 import { initVideo, newObject, refitVideo, showFrame, stopTracking, togglePlay, track, videoFrames, videoMasks, videoState } from './video.js';
@@ -103,6 +103,7 @@ async function boot() {
     image: { state: imageState, open: openImage, encode, exportObjects },
     everything: { state: everythingState, run: runEverything },
     video: { state: videoState, frames: videoFrames, masks: videoMasks },
+    live: { state: liveState, result: liveResult },
     labels: { state: labelsState },
   };
   app.status(q.get('model') ? 'Loading the model…' : 'Pick a model at the top (or drop a checkpoint), then open an image or a video.');

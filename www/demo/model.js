@@ -13,6 +13,8 @@ const CHECKPOINT = /\.(pt|pth|ckpt|bin|safetensors)$/i;
 const YAML = /\.ya?ml$/i;
 
 let loading = null;
+/** The AbortController of the load in progress. */
+let current = null;
 
 /** Loads a model with `options` (as `Sam2.load` takes them) once an earlier load is done. */
 function load(options, label) {
@@ -34,9 +36,12 @@ async function loadNow(options, label) {
   setProgress(bar, 0);
   const t0 = performance.now();
   app.status(`Loading ${label}…`, 'busy');
+  const ac = new AbortController();
+  current = ac;
   try {
     const sam = await Sam2.load({
       ...options,
+      signal: ac.signal,
       backend: $('#backend-select').value,
       onProgress: ({ stage: s, loaded, total, fraction }) => {
         // The upload compiles the model on the device: its length is unknown until done.
@@ -55,19 +60,28 @@ async function loadNow(options, label) {
     refreshCache();
     return sam;
   } catch (e) {
-    stage.textContent = 'Failed';
     setProgress(bar, 0);
+    if (e?.name === 'AbortError') {
+      $('#model-progress-row').hidden = true;
+      app.status(`Loading ${label} cancelled${app.sam ? '; the previous model stays loaded' : ''}.`, 'info');
+      return app.sam;
+    }
+    stage.textContent = 'Failed';
     throw e;
   } finally {
+    current = null;
     for (const b of document.querySelectorAll('.model-load')) b.disabled = false;
   }
 }
 
 function showInfo(info, label) {
   const badge = $('#backend-badge');
-  badge.textContent = info.backend === 'webgpu' ? 'WebGPU' : `CPU${info.fallbackReason ? ` (${info.fallbackReason})` : ''}`;
+  // The reason for a CPU fallback can be a long driver message: its first clause on the badge,
+  // all of it in the tooltip.
+  const reason = info.fallbackReason ?? '';
+  badge.textContent = info.backend === 'webgpu' ? 'WebGPU' : `CPU${reason ? ` (${reason.split(':')[0].trim()})` : ''}`;
   badge.dataset.backend = info.backend;
-  badge.title = info.adapter ? `adapter: ${info.adapter}` : '';
+  badge.title = [info.adapter && `adapter: ${info.adapter}`, reason && `WebGPU is not used: ${reason}`].filter(Boolean).join('\n');
   const params = info.parameters >= 1e6 ? `${(info.parameters / 1e6).toFixed(1)} M` : `${(info.parameters / 1e3).toFixed(0)} k`;
   $('#model-info').textContent = `${info.version === 'sam2.1' ? 'SAM 2.1' : 'SAM 2'} ${SIZE_NAMES[info.size] ?? info.size} · ${params} parameters · ${(info.checkpointBytes / 1e6).toFixed(1)} MB · ${info.imageSize} px input${info.video ? ' · video' : ' · images only'} — ${label}`;
 }
@@ -129,6 +143,7 @@ export function initModel() {
     drop.classList.remove('over');
     app.guard(() => loadFiles(e.dataTransfer.files));
   });
+  $('#model-cancel').addEventListener('click', () => current?.abort());
   $('#cache-clear').addEventListener('click', () => app.guard(async () => {
     const n = await Sam2.cache.clear();
     app.status(`Removed ${n} cached checkpoint(s).`, 'ok');

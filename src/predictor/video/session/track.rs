@@ -91,8 +91,8 @@ impl VideoSession {
 
     /// [`Self::propagate_async`], blocking (native).
     #[cfg(not(target_family = "wasm"))]
-    pub fn propagate(&mut self, options: PropagateOptions, on_frame: impl FnMut(FrameResult) -> bool + Send) -> Result<()> {
-        block_on(self.propagate_async(options, on_frame))
+    pub fn propagate(&mut self, options: PropagateOptions, mut on_frame: impl FnMut(FrameResult) -> bool + Send) -> Result<()> {
+        block_on(self.propagate_async(options, |r| std::future::ready(on_frame(r))))
     }
 
     /// [`Self::track_next_frame_async`], blocking (native).
@@ -102,9 +102,14 @@ impl VideoSession {
     }
 
     /// Tracks every object through the video (`propagate_in_video`), calling `on_frame` with
-    /// each frame's predictions as soon as they are ready; `on_frame` returning `false` stops.
-    /// Objects that share a memory layout run as one batch.
-    pub async fn propagate_async(&mut self, options: PropagateOptions, mut on_frame: impl FnMut(FrameResult) -> bool) -> Result<()> {
+    /// each frame's predictions as soon as they are ready and awaiting its answer: `false`
+    /// stops. (Awaiting lets a caller on a browser's event loop take messages, such as a
+    /// cancellation, between frames.) Objects that share a memory layout run as one batch.
+    pub async fn propagate_async<F, Fut>(&mut self, options: PropagateOptions, mut on_frame: F) -> Result<()>
+    where
+        F: FnMut(FrameResult) -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
         let n = match &self.frames {
             Frames::Offline(f) => f.len(),
             Frames::Stream { .. } => return Err(Error::State("a live stream is tracked frame by frame with track_next_frame".into())),
@@ -123,7 +128,7 @@ impl VideoSession {
         };
         for frame in order {
             let result = self.track_frame(frame, options.reverse).await?;
-            if !on_frame(result) {
+            if !on_frame(result).await {
                 break;
             }
         }
