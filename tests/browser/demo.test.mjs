@@ -568,4 +568,23 @@ describe('demo page without WebGPU, with a camera', () => {
     assert.ok(await page.isEnabled('#load-url'), 'the load buttons work again');
     assert.deepEqual(foreign, [], 'no request leaves the origin');
   });
+
+  test('files dropped on the page: an image opens, a checkpoint with its YAML loads', TEST, async () => {
+    /** Drops fetched files on `target`, as a drag from the desktop does. */
+    const drop = (target, files) => page.evaluate(async ({ target, files }) => {
+      const data = new DataTransfer();
+      for (const [url, name, type] of files) data.items.add(new File([await (await fetch(url)).blob()], name, { type }));
+      document.querySelector(target).dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));
+    }, { target, files });
+    await drop('#video-stage', [[`/${IMAGE_FX}/image_a.png`, 'dropped.png', 'image/png']]);
+    await page.waitForFunction(() => { const s = window.demo.image.state(); return s.name === 'dropped.png' && s.encoded; }, null, WAIT);
+    assert.equal(await page.getAttribute('#tab-image', 'aria-selected'), 'true', 'a dropped image shows the Image view');
+    const gen = await page.evaluate(() => window.demo.app.modelGen);
+    await drop('#model-drop', [[`/${IMAGE_FX}/model.pt`, 'model.pt', ''], [`/${IMAGE_FX}/config.yaml`, 'config.yaml', '']]);
+    await page.waitForFunction((g) => window.demo.app.modelGen > g, gen, WAIT);
+    assert.match(await page.textContent('#model-info'), /^SAM 2\.1 .* model\.pt, loaded in/);
+    // The open image is encoded again with the new model.
+    await page.waitForFunction(() => window.demo.image.state().encoded, null, WAIT);
+    assert.deepEqual(foreign, [], 'no request leaves the origin');
+  });
 });

@@ -63,13 +63,14 @@ test('the packed package installs offline into a Vite project, builds and runs',
   writeFileSync(join(app, 'check.ts'), `
     import { Sam2, maskToImageData, type Prediction, type FrameResult, type AutoMask, type ModelInfo } from 'sam2-webgpu';
     export async function demo(canvas: HTMLCanvasElement): Promise<number> {
-      const sam: Sam2 = await Sam2.load({ model: 'sam2.1_hiera_tiny', onProgress: (p) => console.log(p.stage, p.fraction ?? p.loaded) });
+      const ac = new AbortController();
+      const sam: Sam2 = await Sam2.load({ model: 'sam2.1_hiera_tiny', signal: ac.signal, onProgress: (p) => console.log(p.stage, p.fraction ?? p.loaded) });
       const info: ModelInfo = sam.info;
       const { encodeMs } = await sam.setImage(canvas);
       const pred: Prediction = await sam.predict({ points: [[1, 2]], labels: [1], multimask: true });
       const refined = await sam.predict({ points: [[1, 2]], labels: [1], maskInput: pred.masks[pred.bestIndex].lowResLogits });
       const img: ImageData = maskToImageData(refined.masks[0], { color: [255, 0, 0, 128] });
-      const all: AutoMask[] = await sam.generateMasks({ pointsPerSide: 16, useM2m: true });
+      const all: AutoMask[] = await sam.generateMasks({ pointsPerSide: 16, useM2m: true, signal: ac.signal, onProgress: ({ done, total }) => console.log(done / total) });
       const video = await sam.createVideoSession({ frames: [canvas] });
       const r: FrameResult = await video.addPoints(0, 1, [[3, 4]], [1]);
       await video.propagate({ reverse: false, onFrame: (f) => f.objects[0]?.mask.data });
