@@ -28,6 +28,8 @@ const FRAMES = 5;
 
 let server, browser, page;
 let foreign = [];
+/** The WebM recorded by the CPU page's video test (base64), dropped again by the drop test. */
+let recorded = null;
 
 const state = (view) => page.evaluate((v) => window.demo[v].state(), view);
 const shot = (name, options = {}) => page.screenshot({ path: join(SHOTS, name), ...options });
@@ -431,6 +433,15 @@ describe('demo page without WebGPU, with a camera', () => {
     assert.deepEqual(c.canvas, c.mask);
     assert.equal(c.differ, 0, `${c.differ} overlay pixels differ from the API's mask on the camera picture`);
     await shot('demo-cpu-camera.png');
+    // Keys: 2 shows the second candidate; H turns live hover off and on.
+    await page.keyboard.press('2');
+    assert.equal((await state('image')).pick, 1);
+    const second = await overlayVsApi({ points: (await state('image')).points, labels: [1] }, 1);
+    assert.equal(second.differ, 0, `${second.differ} overlay pixels differ from the API's second candidate`);
+    await page.keyboard.press('h');
+    assert.equal(await page.isChecked('#live-hover'), false);
+    await page.keyboard.press('h');
+    assert.equal(await page.isChecked('#live-hover'), true);
 
     // Paste (Ctrl+V) of an image file: it becomes the image.
     await page.evaluate(async (url) => {
@@ -453,9 +464,10 @@ describe('demo page without WebGPU, with a camera', () => {
     assert.deepEqual({ stopped: stopped.stopped, runs: stopped.runs, readout: stopped.readout }, { stopped: 1, runs: 0, readout: 'stopped' });
     assert.equal(stopped.progress.total, 16);
     assert.ok(stopped.progress.done < 16, `stopped after ${stopped.progress.done} of 16 batches`);
-    // The model answers as before: a full run on a 4 × 4 grid.
+    // The model answers as before: a full run on a 4 × 4 grid, started with the E key.
     await page.selectOption('#grid', '4');
-    await page.click('#run-everything');
+    await page.focus('#tab-everything');
+    await page.keyboard.press('e');
     await page.waitForFunction(() => window.demo.everything.state().runs === 1, null, WAIT);
     assert.deepEqual((await state('everything')).progress, { done: 1, total: 1, crop: 0, crops: 1 });
   });
@@ -489,6 +501,7 @@ describe('demo page without WebGPU, with a camera', () => {
     }, urls);
     await page.fill('#sample-fps', '10');
     await page.fill('#max-frames', '4');
+    recorded = webm;
     await page.setInputFiles('#video-file', { name: 'clip.webm', mimeType: 'video/webm', buffer: Buffer.from(webm, 'base64') });
     await page.waitForFunction(() => { const s = window.demo.video.state(); return s.frames === 4 && s.sessionReady; }, null, WAIT);
     const v0 = await state('video');
@@ -527,6 +540,17 @@ describe('demo page without WebGPU, with a camera', () => {
     const drawn = await overlayVsMasks('offline');
     assert.equal(drawn.differ, 0, 'the frame on screen shows its stored masks');
     await shot('demo-cpu-video-file.png');
+    // Play runs through the frames with their masks; a second press pauses.
+    const from = (await state('video')).current;
+    await page.click('#play');
+    assert.equal(await page.textContent('#play'), 'Pause');
+    await page.waitForFunction((f) => window.demo.video.state().current !== f, from, WAIT);
+    await page.click('#play');
+    assert.equal(await page.textContent('#play'), 'Play');
+    const paused = (await state('video')).current;
+    await page.waitForTimeout(400);
+    assert.equal((await state('video')).current, paused, 'paused');
+    assert.equal((await overlayVsMasks('offline')).differ, 0, 'the frame played to shows its masks');
   });
 
   test('live camera tracking: a click adds an object, tracked frame after frame with an FPS readout', TEST, async () => {
@@ -569,13 +593,18 @@ describe('demo page without WebGPU, with a camera', () => {
     assert.deepEqual(foreign, [], 'no request leaves the origin');
   });
 
-  test('files dropped on the page: an image opens, a checkpoint with its YAML loads', TEST, async () => {
-    /** Drops fetched files on `target`, as a drag from the desktop does. */
+  test('files dropped on the page: a video, an image, a checkpoint with its YAML; a dataset of chosen files', TEST, async () => {
+    /** Drops files (fetched from URLs, or a base64 `data:` URL) on `target`, as a drag from the desktop does. */
     const drop = (target, files) => page.evaluate(async ({ target, files }) => {
       const data = new DataTransfer();
       for (const [url, name, type] of files) data.items.add(new File([await (await fetch(url)).blob()], name, { type }));
       document.querySelector(target).dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));
     }, { target, files });
+    assert.ok(recorded, 'the video test recorded a WebM');
+    await page.click('#tab-labels');
+    await drop('#image-stage', [[`data:video/webm;base64,${recorded}`, 'dropped.webm', 'video/webm']]);
+    await page.waitForFunction(() => { const s = window.demo.video.state(); return s.frames === 4 && s.sessionReady && s.calls.length === 0; }, null, WAIT);
+    assert.equal(await page.getAttribute('#tab-video', 'aria-selected'), 'true', 'a dropped video shows the Video view');
     await drop('#video-stage', [[`/${IMAGE_FX}/image_a.png`, 'dropped.png', 'image/png']]);
     await page.waitForFunction(() => { const s = window.demo.image.state(); return s.name === 'dropped.png' && s.encoded; }, null, WAIT);
     assert.equal(await page.getAttribute('#tab-image', 'aria-selected'), 'true', 'a dropped image shows the Image view');
@@ -585,6 +614,24 @@ describe('demo page without WebGPU, with a camera', () => {
     assert.match(await page.textContent('#model-info'), /^SAM 2\.1 .* model\.pt, loaded in/);
     // The open image is encoded again with the new model.
     await page.waitForFunction(() => window.demo.image.state().encoded, null, WAIT);
+
+    // Dataset mode from chosen files (not a folder): an image and its YOLO box label.
+    const dir = mkdtempSync(join(tmpdir(), 'sam2-files-'));
+    try {
+      copyFileSync(join(ROOT, IMAGE_FX, 'image_b.png'), join(dir, 'image_b.png'));
+      writeFileSync(join(dir, 'image_b.txt'), '1 0.5 0.5 0.6 0.6\n');
+      await page.click('#tab-labels');
+      await page.setInputFiles('#dataset-files', [join(dir, 'image_b.png'), join(dir, 'image_b.txt')]);
+      assert.equal(await page.textContent('#dataset-summary'), '1 image(s), 1 with YOLO box labels');
+      await page.click('#dataset-run');
+      await page.waitForFunction(() => window.demo.labels.state().dataset.ready, null, WAIT);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const zip = await downloadOf('#dataset-download');
+    const entries = unzip(zip.bytes);
+    assert.deepEqual(entries.map((e) => e.name), ['labels/image_b.txt']);
+    assert.ok(assertYolo(entries[0].data.toString('utf8'), 1).length <= 1, 'one box, at most one mask');
     assert.deepEqual(foreign, [], 'no request leaves the origin');
   });
 });

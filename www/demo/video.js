@@ -35,6 +35,7 @@ function loadProgress(done, total) {
 async function setFrames(frames, name) {
   await stopLive();
   stopTracking();
+  if (st.playing) togglePlay();
   st.session?.dispose().catch(() => {});
   Object.assign(st, { frames, name, width: frames[0].width, height: frames[0].height, session: null, sessionPromise: null, current: 0, objects: [], nextId: 1, calls: [], lastRun: null });
   st.prompts.clear();
@@ -193,9 +194,15 @@ export function stopTracking() { st.tracking?.abort(); }
 
 /** Space: plays the frames (with their masks) at the sampling rate. */
 export function togglePlay() {
-  if (st.playing) { clearInterval(st.playing); st.playing = 0; return; }
-  if (st.frames.length < 2 || st.tracking) return;
-  st.playing = setInterval(() => showFrame((st.current + 1) % st.frames.length), 1000 / Math.max(1, Number($('#sample-fps').value) || 10));
+  if (st.playing) {
+    clearInterval(st.playing);
+    st.playing = 0;
+  } else {
+    if (st.frames.length < 2 || st.tracking) return;
+    st.playing = setInterval(() => showFrame((st.current + 1) % st.frames.length), 1000 / Math.max(1, Number($('#sample-fps').value) || 10));
+  }
+  $('#play').textContent = st.playing ? 'Pause' : 'Play';
+  $('#play').setAttribute('aria-pressed', String(!!st.playing));
 }
 
 export function refitVideo() {
