@@ -149,6 +149,26 @@ function unzip(buf) {
   return out;
 }
 
+/**
+ * The dataset mode on a temporary folder holding the fixture `images` and the label files
+ * `labels` ({name: text}), chosen through `input` ('#dataset-dir': the folder; '#dataset-files':
+ * its files): checks the summary line, runs it, and resolves to the zip it offers ({name, bytes}).
+ */
+async function runDataset(input, images, labels, summary) {
+  const dir = mkdtempSync(join(tmpdir(), 'sam2-dataset-'));
+  try {
+    for (const name of images) copyFileSync(join(ROOT, IMAGE_FX, name), join(dir, name));
+    for (const [name, text] of Object.entries(labels)) writeFileSync(join(dir, name), text);
+    await page.setInputFiles(input, input === '#dataset-dir' ? dir : [...images, ...Object.keys(labels)].map((n) => join(dir, n)));
+    assert.equal(await page.textContent('#dataset-summary'), summary);
+    await page.click('#dataset-run');
+    await page.waitForFunction(() => window.demo.labels.state().dataset.ready, null, WAIT);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return downloadOf('#dataset-download');
+}
+
 /** Asserts YOLO-seg lines: `class x y x y …` (≥ 3 points), coordinates within [0, 1]. */
 function assertYolo(text, classId) {
   const lines = text.split('\n').filter(Boolean);
@@ -315,19 +335,7 @@ describe('demo page', () => {
     assert.equal(lines.length, objects.filter((o) => o.area > 0).length);
 
     // Dataset mode: a folder with two images, one of them with a YOLO box label (class 2).
-    const dir = mkdtempSync(join(tmpdir(), 'sam2-dataset-'));
-    try {
-      copyFileSync(join(ROOT, IMAGE_FX, 'image_a.png'), join(dir, 'image_a.png'));
-      copyFileSync(join(ROOT, IMAGE_FX, 'image_b.png'), join(dir, 'image_b.png'));
-      writeFileSync(join(dir, 'image_a.txt'), '2 0.338 0.357 0.36 0.42\n');
-      await page.setInputFiles('#dataset-dir', dir);
-      assert.equal(await page.textContent('#dataset-summary'), '2 image(s), 1 with YOLO box labels');
-      await page.click('#dataset-run');
-      await page.waitForFunction(() => window.demo.labels.state().dataset.ready, null, WAIT);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-    const zip = await downloadOf('#dataset-download');
+    const zip = await runDataset('#dataset-dir', ['image_a.png', 'image_b.png'], { 'image_a.txt': '2 0.338 0.357 0.36 0.42\n' }, '2 image(s), 1 with YOLO box labels');
     assert.equal(zip.name, 'labels.zip');
     const entries = unzip(zip.bytes);
     assert.deepEqual(entries.map((e) => e.name), ['labels/image_a.txt', 'labels/image_b.txt']);
@@ -616,19 +624,8 @@ describe('demo page without WebGPU, with a camera', () => {
     await page.waitForFunction(() => window.demo.image.state().encoded, null, WAIT);
 
     // Dataset mode from chosen files (not a folder): an image and its YOLO box label.
-    const dir = mkdtempSync(join(tmpdir(), 'sam2-files-'));
-    try {
-      copyFileSync(join(ROOT, IMAGE_FX, 'image_b.png'), join(dir, 'image_b.png'));
-      writeFileSync(join(dir, 'image_b.txt'), '1 0.5 0.5 0.6 0.6\n');
-      await page.click('#tab-labels');
-      await page.setInputFiles('#dataset-files', [join(dir, 'image_b.png'), join(dir, 'image_b.txt')]);
-      assert.equal(await page.textContent('#dataset-summary'), '1 image(s), 1 with YOLO box labels');
-      await page.click('#dataset-run');
-      await page.waitForFunction(() => window.demo.labels.state().dataset.ready, null, WAIT);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-    const zip = await downloadOf('#dataset-download');
+    await page.click('#tab-labels');
+    const zip = await runDataset('#dataset-files', ['image_b.png'], { 'image_b.txt': '1 0.5 0.5 0.6 0.6\n' }, '1 image(s), 1 with YOLO box labels');
     const entries = unzip(zip.bytes);
     assert.deepEqual(entries.map((e) => e.name), ['labels/image_b.txt']);
     assert.ok(assertYolo(entries[0].data.toString('utf8'), 1).length <= 1, 'one box, at most one mask');
