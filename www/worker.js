@@ -52,8 +52,7 @@ const ops = {
   async load({ url, model: name, file, bytes, sha256, cache, config, backend }, progress) {
     await init();
     let data;
-    if (bytes) data = (await readWeights(bytes, { onProgress: progress, hash: !!sha256 }));
-    else if (file) data = await readWeights(file, { onProgress: progress, hash: !!sha256 });
+    if (bytes || file) data = await readWeights(bytes ?? file, { onProgress: progress, hash: !!sha256 });
     else {
       const resolved = resolveModel(url ?? name);
       data = await fetchWeights({ url: resolved.url, sha256, cache: cache ?? true, onProgress: progress });

@@ -7,6 +7,9 @@ export const $ = (selector, root = document) => root.querySelector(selector);
 /** Milliseconds as text: "840 ms", "12.3 s". */
 export const fmtMs = (ms) => (ms == null || Number.isNaN(ms) ? '–' : ms < 10_000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`);
 
+/** Whether a file is an image (by its type, or its extension when the type is missing). */
+export const isImage = (f) => f.type.startsWith('image/') || /\.(png|jpe?g|webp|gif|bmp|avif)$/i.test(f.name);
+
 /** A file name without its folder and extension. */
 export const baseName = (name) => String(name).split(/[\\/]/).pop().replace(/\.[^.]*$/, '');
 

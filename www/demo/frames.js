@@ -33,15 +33,12 @@ export async function decodeImages(files, max, onProgress) {
   files = [...files].sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true })).slice(0, max);
   const frames = [];
   for (const [i, f] of files.entries()) {
-    let px = await toPixels(f);
+    const bitmap = await createImageBitmap(f, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
     // Every frame takes the first one's size.
     const size = frames[0] && [frames[0].width, frames[0].height];
-    if ((size && (px.width !== size[0] || px.height !== size[1])) || Math.max(px.width, px.height) > MAX_SIDE) {
-      const bitmap = await createImageBitmap(f, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
-      px = grab(bitmap, bitmap.width, bitmap.height, size);
-      bitmap.close();
-    }
-    frames.push(px);
+    const resize = (size && (bitmap.width !== size[0] || bitmap.height !== size[1])) || Math.max(bitmap.width, bitmap.height) > MAX_SIDE;
+    frames.push(resize ? grab(bitmap, bitmap.width, bitmap.height, size) : await toPixels(bitmap));
+    bitmap.close();
     onProgress?.(i + 1, files.length);
   }
   if (!frames.length) throw new Error('no image files chosen');

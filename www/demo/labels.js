@@ -2,13 +2,12 @@
 // and a dataset mode that auto-annotates a folder of images (boxes from YOLO box labels, or
 // segment-everything) and downloads the YOLO-seg labels as a zip. All of it stays in the tab.
 import { toPixels } from '../sam2.js';
-import { $, app, baseName, download, fmtMs, setProgress } from './app.js';
+import { $, app, baseName, download, fmtMs, isImage, setProgress } from './app.js';
 import { paintMasks } from './draw.js';
 import { everythingOptions } from './everything.js';
 import { currentImage, exportObjects } from './image.js';
 import { zip } from './zip.js';
 
-const IMAGE = /\.(png|jpe?g|webp|gif|bmp|avif)$/i;
 const ds = { images: [], labels: new Map(), outputs: null, zip: null, running: false, stop: false, ms: null };
 let exports = 0;
 
@@ -79,7 +78,7 @@ export function parseYoloBoxes(text, w, h) {
 
 function collect(files) {
   files = [...files];
-  ds.images = files.filter((f) => IMAGE.test(f.name) || f.type.startsWith('image/')).sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }));
+  ds.images = files.filter(isImage).sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }));
   ds.labels = new Map(files.filter((f) => /\.txt$/i.test(f.name)).map((f) => [baseName(f.name), f]));
   const withLabels = ds.images.filter((f) => ds.labels.has(baseName(f.name))).length;
   $('#dataset-summary').textContent = `${ds.images.length} image(s), ${withLabels} with YOLO box labels`;

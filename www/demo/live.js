@@ -1,7 +1,7 @@
 // Live camera tracking: a streaming video session (a bounded memory bank) fed one camera frame
 // at a time; a click adds an object on the latest frame; an FPS readout shows the speed.
 import { $, app, fmtMs } from './app.js';
-import { colorOf, css, fit, paintMasks, toImage } from './draw.js';
+import { area, colorOf, css, fit, paintMasks, toImage } from './draw.js';
 
 const lv = { stream: null, session: null, running: false, loop: null, fps: 0, frame: -1, nextId: 1, clicks: [], width: 0, height: 0, objects: [], last: null, prompted: [] };
 
@@ -114,7 +114,7 @@ export const liveSize = () => lv.running && [lv.width, lv.height];
 export const liveState = () => ({
   running: lv.running, camera: !!lv.stream, session: !!lv.session, width: lv.width, height: lv.height, frame: lv.frame, fps: lv.fps,
   objects: [...lv.objects], prompted: lv.prompted.map((p) => ({ ...p })), pendingClicks: lv.clicks.length,
-  last: lv.last && { frame: lv.last.frame, objects: lv.last.objects.map((o) => ({ id: o.id, area: o.mask.data.reduce((a, b) => a + b, 0) })) },
+  last: lv.last && { frame: lv.last.frame, objects: lv.last.objects.map((o) => ({ id: o.id, area: area(o.mask) })) },
 });
 /** The latest live frame's result (its masks), for the tests. */
 export const liveResult = () => lv.last;

@@ -1,7 +1,7 @@
 // Where pictures come from: the image file input, a camera snapshot, the clipboard, and files
 // dropped anywhere on the page (routed by type: checkpoint, image, video or frames).
 import { toPixels } from '../sam2.js';
-import { $, app } from './app.js';
+import { $, app, isImage } from './app.js';
 import { fit } from './draw.js';
 import { openImage } from './image.js';
 import { hasCamera } from './live.js';
@@ -40,8 +40,6 @@ async function snapshot() {
   await openImage(px, `camera-${new Date().toISOString().replace(/[:.]/g, '-')}.png`);
 }
 
-const IMAGE = /\.(png|jpe?g|webp|gif|bmp|avif)$/i;
-const isImage = (f) => f.type.startsWith('image/') || IMAGE.test(f.name);
 const isVideo = (f) => f.type.startsWith('video/') || /\.(mp4|webm|mov|mkv|ogv)$/i.test(f.name);
 
 /** Files dropped on the page: a checkpoint loads, a video or several images go to the Video view, one image to the Image view. */
